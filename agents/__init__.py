@@ -1,0 +1,1 @@
+"""Stream processors: thin loops that decode, call a rule, emit and update a table."""

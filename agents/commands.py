@@ -1,0 +1,114 @@
+"""The command side shared by every aggregate: decide, append, record, reply.
+
+For each command, in partition order: if its result is recorded, answer with
+it (idempotency); otherwise run the decider against the stored state, append
+the events and wait until Kafka has them, then record the new state and the
+result. Events are durable before the result is recorded, so a crash at any
+point either re-runs the command from the old state (same deterministic event
+ids and versions: consumers skip the duplicate) or finds the recorded result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from faust.types import TopicT
+from pydantic import BaseModel, ValidationError
+
+from app.main import app
+from domain.decider import Decider
+from models.envelope import CommandEnvelope, CommandResult, Rejection, utc_now
+
+log = logging.getLogger(__name__)
+
+
+def fingerprint(command: CommandEnvelope) -> str:
+    """What makes two commands with one idempotency key the same request."""
+    request = {
+        "type": command.command_type,
+        "aggregate_id": command.aggregate_id,
+        "expected_version": command.expected_version,
+        "payload": command.payload,
+    }
+    canonical = json.dumps(request, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def key_reused(command: CommandEnvelope, version: int) -> CommandResult:
+    return CommandResult(
+        command_id=command.command_id,
+        aggregate_id=command.aggregate_id,
+        outcome="rejected",
+        status=422,
+        version=version,
+        rejection=Rejection(
+            code="idempotency_key_reused",
+            reason="this Idempotency-Key was already used for a different request",
+        ),
+    )
+
+
+@dataclass
+class CommandHandler:
+    """Applies one aggregate type's commands; one instance per command topic."""
+
+    decider: Decider[Any, Any, Any]
+    state: Any  # faust Table: aggregate id -> state dict
+    results: Any  # faust Table: "aggregate_id/command_id" -> recorded result
+    events: TopicT
+    _reply_topics: dict[str, TopicT] = field(default_factory=dict)
+
+    async def handle(self, raw: bytes) -> CommandResult | None:
+        try:
+            command = CommandEnvelope.model_validate_json(raw)
+        except ValidationError as error:
+            log.error("undecodable command skipped: %s", error.errors(include_url=False)[:3])
+            return None
+        result = await self.apply(command)
+        if command.reply_to:
+            await self._reply(command.reply_to, result)
+        return result
+
+    async def apply(self, command: CommandEnvelope) -> CommandResult:
+        key = f"{command.aggregate_id}/{command.command_id}"
+        request_print = fingerprint(command)
+        recorded = self.results.get(key)
+        if recorded is not None:
+            result = CommandResult.model_validate(recorded["result"])
+            if recorded["fingerprint"] != request_print:
+                return key_reused(command, result.version)
+            return result
+        state = self.load(command.aggregate_id)
+        result, new_state = self.decider.execute(command, state, utc_now())
+        await self._append(result)
+        if result.outcome == "accepted":
+            self.state[command.aggregate_id] = new_state.model_dump(mode="json")
+        self.results[key] = {"fingerprint": request_print, "result": result.model_dump(mode="json")}
+        return result
+
+    def load(self, aggregate_id: str) -> BaseModel:
+        stored = self.state.get(aggregate_id)
+        if stored is None:
+            return self.decider.initial_state(aggregate_id)
+        return self.decider.state_type.model_validate(stored)
+
+    async def _append(self, result: CommandResult) -> None:
+        pending = [
+            await self.events.send(key=event.aggregate_id, value=event.model_dump_json().encode())
+            for event in result.events
+        ]
+        # wait for the broker's ack: the result is recorded only for durable events
+        await asyncio.gather(*pending)
+
+    async def _reply(self, reply_to: str, result: CommandResult) -> None:
+        topic = self._reply_topics.get(reply_to)
+        if topic is None:
+            topic = self._reply_topics[reply_to] = app.topic(
+                reply_to, key_serializer="raw", value_serializer="raw"
+            )
+        await topic.send(key=result.command_id, value=result.model_dump_json().encode())

@@ -1,0 +1,128 @@
+"""Request/reply over Kafka: send a command to its aggregate's partition, await the answer.
+
+Any worker can accept a command over HTTP. It sends the command keyed by the
+aggregate id (so the partition's owner applies it, in order, one at a time)
+with `reply_to` naming this worker's own reply topic, and waits on a future
+that the reply consumer resolves. faust's `agent.ask` does the same but makes a
+new reply topic per process and only subscribes to it after a rebalance; a
+fixed per-worker topic read by a plain consumer answers from the first request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import faust
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from faust.types import TopicT
+
+from app.kafka_clients import client_options
+from app.main import app
+from app.settings import settings
+from app.topics import reply_topic_name
+from models.envelope import CommandEnvelope, CommandResult
+
+log = logging.getLogger(__name__)
+
+REPLY_RETENTION_MS = 3600 * 1000
+
+
+class CommandTimeout(Exception):
+    """No answer in time; the command may still be applied (retry with the same key)."""
+
+
+class CommandBus(faust.Service):
+    """Sends commands and resolves the futures waiting for their results."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._pending: dict[str, asyncio.Future[CommandResult]] = {}
+        self._consumer: AIOKafkaConsumer | None = None
+        self._ready = asyncio.Event()
+        self.reply_topic = ""
+
+    async def on_start(self) -> None:
+        instance = settings.instance_id or f"{app.conf.web_host}-{app.conf.web_port}"
+        self.reply_topic = reply_topic_name(instance.replace("/", "-"))
+        await _ensure_reply_topic(self.reply_topic)
+        consumer = AIOKafkaConsumer(enable_auto_commit=False, group_id=None, **client_options())
+        await consumer.start()
+        partition = TopicPartition(self.reply_topic, 0)
+        consumer.assign([partition])
+        await consumer.seek_to_end(partition)
+        self._consumer = consumer
+        self._ready.set()
+
+    async def on_stop(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+        for future in self._pending.values():
+            future.cancel()
+
+    @faust.Service.task
+    async def _read_replies(self) -> None:
+        await self._ready.wait()
+        assert self._consumer is not None
+        while not self.should_stop:
+            batches = await self._consumer.getmany(timeout_ms=500, max_records=500)
+            for records in batches.values():
+                for record in records:
+                    self._resolve(record.value)
+
+    def _resolve(self, raw: bytes | None) -> None:
+        if raw is None:
+            return
+        try:
+            result = CommandResult.model_validate_json(raw)
+        except ValueError:
+            log.warning("ignoring an undecodable reply on %s", self.reply_topic)
+            return
+        future = self._pending.pop(result.command_id, None)
+        if future is not None and not future.done():
+            future.set_result(result)
+
+    async def send(
+        self, topic: TopicT, command: CommandEnvelope, wait: float | None = None
+    ) -> CommandResult:
+        """Send a command and wait for the handler's recorded result."""
+        await self._ready.wait()
+        command = command.model_copy(update={"reply_to": self.reply_topic})
+        future = self._pending.get(command.command_id)
+        if future is None:
+            future = asyncio.get_running_loop().create_future()
+            self._pending[command.command_id] = future
+        await topic.send(key=command.aggregate_id, value=command.model_dump_json().encode())
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), wait or settings.command_timeout)
+        except TimeoutError:
+            self._pending.pop(command.command_id, None)
+            raise CommandTimeout(command.command_id) from None
+
+
+async def _ensure_reply_topic(name: str) -> None:
+    admin = AIOKafkaAdminClient(**client_options())
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [
+                NewTopic(
+                    name,
+                    num_partitions=1,
+                    replication_factor=settings.replication_factor,
+                    topic_configs={"retention.ms": str(REPLY_RETENTION_MS)},
+                )
+            ]
+        )
+    except TopicAlreadyExistsError:
+        pass
+    finally:
+        await admin.close()
+
+
+command_bus = CommandBus()
+# faust starts extra services after table recovery; it accepts an instance too.
+app.service(command_bus)  # type: ignore[arg-type]

@@ -1,0 +1,88 @@
+"""Settings from the environment, read once; every knob has a safe default."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SystemExit(f"setting {name} must be an integer, got {raw!r}") from None
+
+
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SystemExit(f"setting {name} must be a number, got {raw!r}") from None
+
+
+GUARANTEES = ("at_least_once", "exactly_once")
+
+
+@dataclass(frozen=True)
+class Settings:
+    bootstrap_servers: str = field(
+        default_factory=lambda: _env("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    )
+    app_id: str = field(default_factory=lambda: _env("SHOP_APP_ID", "shop"))
+    topic_prefix: str = field(default_factory=lambda: _env("SHOP_TOPIC_PREFIX", ""))
+    """Prepended to every topic name, so isolated copies (tests, benches) share a broker."""
+    partitions: int = field(default_factory=lambda: _int("SHOP_PARTITIONS", 8))
+    replication_factor: int = field(default_factory=lambda: _int("SHOP_REPLICATION_FACTOR", 1))
+    store: str = field(default_factory=lambda: _env("SHOP_STORE", "rocksdb://"))
+    processing_guarantee: str = field(
+        default_factory=lambda: _env("PROCESSING_GUARANTEE", "at_least_once")
+    )
+    standby_replicas: int = field(default_factory=lambda: _int("SHOP_STANDBY_REPLICAS", 1))
+    web_bind: str = field(default_factory=lambda: _env("WEB_BIND", "127.0.0.1"))
+    web_port: int = field(default_factory=lambda: _int("WEB_PORT", 6066))
+    api_token: str = field(default_factory=lambda: _env("API_TOKEN", ""))
+    """When set, write endpoints need `Authorization: Bearer <token>`."""
+    command_timeout: float = field(default_factory=lambda: _float("COMMAND_TIMEOUT", 10.0))
+    min_version_wait: float = field(default_factory=lambda: _float("MIN_VERSION_WAIT", 5.0))
+    max_body_bytes: int = field(default_factory=lambda: _int("MAX_BODY_BYTES", 64 * 1024))
+    rocksdb_block_cache_bytes: int = field(
+        default_factory=lambda: _int("ROCKSDB_BLOCK_CACHE_BYTES", 8 * 1024 * 1024)
+    )
+    rocksdb_write_buffer_bytes: int = field(
+        default_factory=lambda: _int("ROCKSDB_WRITE_BUFFER_BYTES", 4 * 1024 * 1024)
+    )
+    instance_id: str = field(default_factory=lambda: _env("SHOP_INSTANCE_ID", ""))
+    """Names this worker's reply topic; default: host name and web port."""
+    kafka_security_protocol: str = field(
+        default_factory=lambda: _env("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT")
+    )
+    kafka_sasl_mechanism: str = field(default_factory=lambda: _env("KAFKA_SASL_MECHANISM", "PLAIN"))
+    kafka_sasl_username: str = field(default_factory=lambda: _env("KAFKA_SASL_USERNAME", ""))
+    kafka_sasl_password: str = field(
+        default_factory=lambda: _env("KAFKA_SASL_PASSWORD", ""), repr=False
+    )
+
+    def __post_init__(self) -> None:
+        if self.processing_guarantee not in GUARANTEES:
+            raise SystemExit(
+                f"PROCESSING_GUARANTEE must be one of {', '.join(GUARANTEES)}, "
+                f"got {self.processing_guarantee!r}"
+            )
+        if self.partitions < 1:
+            raise SystemExit("SHOP_PARTITIONS must be at least 1")
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
+
+
+settings = Settings()

@@ -1,0 +1,1 @@
+"""Pydantic models: the shapes of commands, events, replies and views."""

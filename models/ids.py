@@ -1,0 +1,13 @@
+"""Identifiers clients may send: short, printable, safe in URLs and Kafka keys."""
+
+from typing import Annotated
+
+from pydantic import StringConstraints
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
+
+AggregateId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+"""1-64 characters: letters, digits, '.', '_', ':', '-'; starts with a letter or digit."""
+
+IdempotencyKey = Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]{1,128}$")]
+"""1-128 printable ASCII characters, no spaces."""

@@ -1,0 +1,202 @@
+#!/usr/bin/env bash
+# A single-node Apache Kafka (KRaft) on 127.0.0.1, assembled from Maven Central.
+#
+#   scripts/kafka.sh start|stop|status|logs|ensure
+#
+# No Docker and no download site needed: the broker's jars are resolved once by
+# Maven from scripts/kafka/pom.xml into a cache, storage is formatted once, and
+# the broker runs on the installed Java 17 with a small heap.
+#
+# Environment:
+#   KAFKA_PORT             client port (default 9092)
+#   KAFKA_CONTROLLER_PORT  KRaft controller port (default 9093)
+#   KAFKA_DATA_DIR         logs, config, pid (default .kafka/<KAFKA_PORT>)
+#   KAFKA_CACHE_DIR        the resolved jars (default ~/.cache/shop-kafka/<version>)
+#   KAFKA_HEAP_OPTS        JVM heap (default -Xms256m -Xmx512m)
+#   KAFKA_START_TIMEOUT    seconds to wait for the broker to answer (default 90)
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+pom="$here/kafka/pom.xml"
+version="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$pom")"
+
+port="${KAFKA_PORT:-9092}"
+controller_port="${KAFKA_CONTROLLER_PORT:-9093}"
+data_dir="${KAFKA_DATA_DIR:-$root/.kafka/$port}"
+cache_dir="${KAFKA_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/shop-kafka/$version}"
+heap="${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}"
+timeout_s="${KAFKA_START_TIMEOUT:-90}"
+pid_file="$data_dir/broker.pid"
+log_file="$data_dir/broker.log"
+
+say() { echo "kafka.sh: $*" >&2; }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+running_pid() {
+  [[ -f "$pid_file" ]] || return 1
+  local pid
+  pid="$(cat "$pid_file")"
+  if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
+    echo "$pid"
+    return 0
+  fi
+  return 1
+}
+
+resolve_jars() {
+  if [[ -f "$cache_dir/.complete" ]]; then
+    return
+  fi
+  command -v mvn >/dev/null || { say "Maven (mvn) is needed once to fetch Kafka $version"; exit 1; }
+  say "resolving Apache Kafka $version from Maven Central into $cache_dir (once)"
+  mkdir -p "$cache_dir"
+  mvn -q -B -f "$pom" dependency:copy-dependencies \
+    -DoutputDirectory="$cache_dir/lib" -DincludeScope=runtime >&2
+  touch "$cache_dir/.complete"
+}
+
+write_config() {
+  mkdir -p "$data_dir/log"
+  cat >"$data_dir/server.properties" <<EOF
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$controller_port
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+log.dirs=$data_dir/log
+num.partitions=8
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=8
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=8
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=true
+log.retention.hours=-1
+EOF
+  cat >"$data_dir/log4j2.yaml" <<EOF
+Configuration:
+  Appenders:
+    Console:
+      name: STDOUT
+      PatternLayout:
+        pattern: "[%d] %p %m (%c)%n"
+  Loggers:
+    Root:
+      level: WARN
+      AppenderRef:
+        - ref: STDOUT
+    Logger:
+      - name: kafka.server.KafkaRaftServer
+        level: INFO
+      - name: kafka.server.BrokerServer
+        level: INFO
+EOF
+}
+
+java_cmd() {
+  # shellcheck disable=SC2086
+  java $heap -XX:+UseG1GC -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile="$data_dir/log4j2.yaml" -cp "$cache_dir/lib/*" "$@"
+}
+
+format_storage() {
+  if [[ -f "$data_dir/log/meta.properties" ]]; then
+    return
+  fi
+  local cluster_id
+  cluster_id="$(java_cmd kafka.tools.StorageTool random-uuid)"
+  java_cmd kafka.tools.StorageTool format \
+    -t "$cluster_id" -c "$data_dir/server.properties" >/dev/null
+}
+
+start() {
+  local pid
+  if pid="$(running_pid)"; then
+    say "already running (pid $pid) on 127.0.0.1:$port"
+    return 0
+  fi
+  if [[ -f "$pid_file" ]]; then
+    say "removing stale pid file $pid_file"
+    rm -f "$pid_file"
+  fi
+  for p in "$port" "$controller_port"; do
+    if port_open "$p"; then
+      say "port $p on 127.0.0.1 is in use by another process; set KAFKA_PORT/KAFKA_CONTROLLER_PORT," \
+        "or point KAFKA_BOOTSTRAP_SERVERS at the broker that is there"
+      exit 1
+    fi
+  done
+  command -v java >/dev/null || { say "Java 17 is needed to run the broker"; exit 1; }
+  resolve_jars
+  write_config
+  format_storage
+  say "starting Kafka $version on 127.0.0.1:$port (data in $data_dir)"
+  # exec, so the recorded pid is the JVM's own
+  # shellcheck disable=SC2086
+  nohup java $heap -XX:+UseG1GC -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile="$data_dir/log4j2.yaml" -cp "$cache_dir/lib/*" \
+    kafka.Kafka "$data_dir/server.properties" >"$log_file" 2>&1 </dev/null &
+  echo $! >"$pid_file"
+  local waited=0
+  until port_open "$port"; do
+    if ! running_pid >/dev/null; then
+      say "broker exited during start; last lines of $log_file:"
+      tail -n 30 "$log_file" >&2
+      rm -f "$pid_file"
+      exit 1
+    fi
+    if ((waited >= timeout_s * 2)); then
+      say "broker did not answer on port $port within ${timeout_s}s; see $log_file"
+      exit 1
+    fi
+    sleep 0.5
+    waited=$((waited + 1))
+  done
+  say "ready on 127.0.0.1:$port"
+}
+
+stop() {
+  local pid
+  if ! pid="$(running_pid)"; then
+    say "not running"
+    rm -f "$pid_file"
+    return 0
+  fi
+  say "stopping (pid $pid)"
+  kill -TERM "$pid"
+  for _ in $(seq 1 60); do
+    kill -0 "$pid" 2>/dev/null || { rm -f "$pid_file"; say "stopped"; return 0; }
+    sleep 0.5
+  done
+  say "did not stop in 30s; killing"
+  kill -KILL "$pid" 2>/dev/null || true
+  rm -f "$pid_file"
+}
+
+status() {
+  local pid
+  if pid="$(running_pid)"; then
+    echo "running (pid $pid) on 127.0.0.1:$port, data in $data_dir"
+  else
+    echo "not running"
+    return 3
+  fi
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  status) status ;;
+  logs) tail -n "${LINES_TO_SHOW:-100}" -f "$log_file" ;;
+  # start unless a broker already answers on the port (ours or the user's)
+  ensure) if port_open "$port"; then say "a broker answers on 127.0.0.1:$port"; else start; fi ;;
+  *) echo "usage: $0 start|stop|status|logs|ensure" >&2; exit 2 ;;
+esac

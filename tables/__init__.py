@@ -1,0 +1,1 @@
+"""Table declarations (changelog-backed RocksDB) and the read-model helpers around them."""

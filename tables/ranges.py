@@ -1,0 +1,40 @@
+"""Ordered reads over one table: the keys that share a prefix, in key order.
+
+faust tables have no range API, but each partition is a RocksDB with sorted
+keys, so `seek(prefix)` reads one aggregate's rows in O(those rows). The
+memory store (unit tests) falls back to a sorted scan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, cast
+
+from faust.types import TableT
+
+OFFSET_KEY = b"__faust\0offset__"
+
+
+def rows_with_prefix(table: TableT, prefix: str) -> Iterator[tuple[str, Any]]:
+    """(key, value) pairs whose key starts with `prefix`, in key order."""
+    raw_prefix = prefix.encode()
+    store = cast(Any, table.data)
+    dbs = getattr(store, "_dbs", None)
+    if dbs is None:
+        for key in sorted(k for k in store if _as_text(k).startswith(prefix)):
+            yield _as_text(key), store[key]
+        return
+    for db in list(dbs.values()):
+        iterator = db.iter()
+        iterator.seek(raw_prefix)
+        while iterator.valid():
+            key = iterator.key()
+            if not key.startswith(raw_prefix):
+                break
+            if key != OFFSET_KEY:
+                yield key.decode(), store._decode_value(iterator.value())
+            iterator.next()
+
+
+def _as_text(key: Any) -> str:
+    return key.decode() if isinstance(key, bytes) else str(key)

@@ -1,0 +1,1 @@
+"""HTTP: faust web views for commands and queries, and the dashboard's static files."""

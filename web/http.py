@@ -1,0 +1,196 @@
+"""What every endpoint shares: bounded JSON bodies, clear 4xx errors, auth, routing.
+
+Errors are JSON `{"error": code, "reason": sentence, ...facts}`; validation
+errors list each field with its reason. Nothing a client sends yields a 500.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import re
+from collections.abc import Awaitable, Callable
+from functools import wraps
+from typing import Any, TypeVar, cast
+
+from aiohttp import ClientError, web
+from faust.web import Request, Response, View
+from pydantic import BaseModel, ValidationError
+
+from app.command_bus import CommandTimeout, command_bus
+from app.main import app
+from app.settings import settings
+from models.envelope import CommandEnvelope, CommandResult
+from models.ids import ID_PATTERN
+
+M = TypeVar("M", bound=BaseModel)
+Handler = Callable[..., Awaitable[Response]]
+
+_ID = re.compile(ID_PATTERN)
+_KEY = re.compile(r"^[\x21-\x7e]{1,128}$")
+
+
+class HttpError(Exception):
+    """Raised inside a view; turned into a JSON error response by `@handles_errors`."""
+
+    def __init__(self, status: int, code: str, reason: str, **facts: Any) -> None:
+        super().__init__(reason)
+        self.status, self.code, self.reason, self.facts = status, code, reason, facts
+        self.headers: dict[str, str] = {}
+
+
+def error_body(code: str, reason: str, **facts: Any) -> dict[str, Any]:
+    return {"error": code, "reason": reason, **facts}
+
+
+def handles_errors(fun: Handler) -> Handler:
+    """Turn HttpError into its JSON response."""
+
+    @wraps(fun)
+    async def wrapper(view: View, request: Request, *args: Any, **kwargs: Any) -> Response:
+        try:
+            return await fun(view, request, *args, **kwargs)
+        except HttpError as error:
+            return view.json(
+                error_body(error.code, error.reason, **error.facts),
+                status=error.status,
+                headers=error.headers or None,
+            )
+
+    return wrapper
+
+
+def validation_error(error: ValidationError) -> HttpError:
+    fields = [
+        {"field": ".".join(str(p) for p in e["loc"]) or "body", "reason": e["msg"]}
+        for e in error.errors(include_url=False)
+    ]
+    names = ", ".join(f["field"] for f in fields)
+    return HttpError(422, "invalid_request", f"invalid fields: {names}", fields=fields)
+
+
+def check_id(value: str, name: str) -> str:
+    if not _ID.match(value):
+        raise HttpError(
+            422,
+            "invalid_request",
+            f"invalid {name}",
+            fields=[{"field": name, "reason": "1-64 characters: letters, digits, . _ : -"}],
+        )
+    return value
+
+
+async def read_body(request: Request, model: type[M]) -> M:
+    """The request's JSON body, size-limited and validated against `model`."""
+    raw_request = cast(web.Request, request)
+    length = raw_request.content_length
+    if length is not None and length > settings.max_body_bytes:
+        raise HttpError(
+            413, "body_too_large", f"body is limited to {settings.max_body_bytes} bytes"
+        )
+    raw = await raw_request.content.read(settings.max_body_bytes + 1)
+    if len(raw) > settings.max_body_bytes:
+        raise HttpError(
+            413, "body_too_large", f"body is limited to {settings.max_body_bytes} bytes"
+        )
+    try:
+        data = json.loads(raw or b"null")
+    except (ValueError, UnicodeDecodeError) as error:
+        raise HttpError(400, "malformed_json", f"body is not valid JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise HttpError(400, "malformed_json", "body must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise validation_error(error) from None
+
+
+def require_token(request: Request) -> None:
+    """Write endpoints need `Authorization: Bearer $API_TOKEN` when API_TOKEN is set."""
+    if not settings.api_token:
+        return
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token, settings.api_token):
+        error = HttpError(401, "unauthorized", "a valid bearer token is required")
+        error.headers["WWW-Authenticate"] = "Bearer"
+        raise error
+
+
+def idempotency_key(request: Request) -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not _KEY.match(key):
+        raise HttpError(
+            422,
+            "invalid_request",
+            "invalid Idempotency-Key",
+            fields=[{"field": "Idempotency-Key", "reason": "1-128 printable ASCII characters"}],
+        )
+    return key
+
+
+def expected_version(request: Request, from_body: int | None) -> int | None:
+    """`If-Match: <version>` (quotes allowed) or `expected_version` in the body."""
+    header = request.headers.get("If-Match")
+    if header is None:
+        return from_body
+    text = header.strip().strip('"')
+    if not text.isdigit() or len(text) > 12:
+        raise HttpError(
+            422,
+            "invalid_request",
+            "If-Match must be an aggregate version",
+            fields=[{"field": "If-Match", "reason": "a non-negative integer"}],
+        )
+    return int(text)
+
+
+async def execute(topic: Any, command: CommandEnvelope) -> CommandResult:
+    try:
+        return await command_bus.send(topic, command)
+    except CommandTimeout:
+        error = HttpError(
+            504,
+            "command_timeout",
+            "no answer in time; the command may still be applied: retry with the same "
+            "Idempotency-Key to get its result",
+            command_id=command.command_id,
+        )
+        error.headers["Retry-After"] = "1"
+        raise error from None
+
+
+def result_response(view: View, result: CommandResult, **extra: Any) -> Response:
+    body = result.model_dump(mode="json", exclude={"rejection"})
+    if result.rejection is not None:
+        rejection = result.rejection
+        body = error_body(rejection.code, rejection.reason, **rejection.details, **body)
+    return view.json({**body, **extra}, status=result.status)
+
+
+def owner_route(table: Any, param: str) -> Callable[[Handler], Handler]:
+    """Serve a GET on the worker that owns the key's partition (faust's table_route),
+    with 503 while this worker recovers or does not know the owner yet."""
+
+    def decorate(fun: Handler) -> Handler:
+        routed = app.table_route(table=table, match_info=param)(fun)
+
+        @wraps(fun)
+        async def wrapper(view: View, request: Request, *args: Any, **kwargs: Any) -> Response:
+            check_id(request.match_info[param], param)
+            if getattr(app, "in_recovery", False) or not app.producer.started:
+                raise not_ready("this worker is recovering its tables")
+            try:
+                return await routed(view, request, *args, **kwargs)
+            except (TimeoutError, KeyError, ConnectionError, ClientError) as error:
+                raise not_ready(f"the owner of this key is not reachable yet ({error!r})") from None
+
+        return wrapper
+
+    return decorate
+
+
+def not_ready(reason: str) -> HttpError:
+    error = HttpError(503, "not_ready", reason)
+    error.headers["Retry-After"] = "1"
+    return error
