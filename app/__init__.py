@@ -1,11 +1,12 @@
 """The shop application: `faust -A app worker` starts a worker.
 
-Importing the package wires everything: topics, tables, agents, web views.
+Importing the package wires everything: each module below declares its
+topics, tables, agents or web views on the one faust App.
 """
 
-# Registration by import: each module declares its topics, tables, agents or views.
 import agents.accounts  # noqa: F401
 import web.accounts  # noqa: F401
+import web.ops  # noqa: F401
 from app.main import app
 
 __all__ = ["app"]
