@@ -5,7 +5,7 @@ topics, tables, agents or web views on the one faust App.
 """
 
 import agents.accounts  # noqa: F401
-import web.accounts  # noqa: F401
+import web.accounts
 import web.ops  # noqa: F401
 from app.main import app
 

@@ -18,7 +18,6 @@ from pydantic import BaseModel, ValidationError
 from domain.errors import DomainError, check_expected_version
 from models.envelope import CommandEnvelope, CommandResult, EventEnvelope, Rejection, event_id_for
 
-
 C = TypeVar("C", bound=BaseModel)
 E = TypeVar("E", bound=BaseModel)
 S = TypeVar("S", bound=BaseModel)

@@ -72,8 +72,20 @@ class Worker:
         env = {**os.environ, **self.system.env, "SHOP_INSTANCE_ID": self.name}
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "faust", "-A", "app", "-D", str(self.datadir), "worker",
-             "-l", "info", "-p", str(self.port)],
+            [
+                sys.executable,
+                "-m",
+                "faust",
+                "-A",
+                "app",
+                "-D",
+                str(self.datadir),
+                "worker",
+                "-l",
+                "info",
+                "-p",
+                str(self.port),
+            ],
             cwd=ROOT,
             env=env,
             stdout=log,
@@ -95,7 +107,7 @@ class Worker:
             except httpx.HTTPError as error:
                 last = repr(error)
             time.sleep(0.3)
-        raise TimeoutError(f"worker {self.name} not ready after {timeout}s ({last}):\n{self.tail()}")
+        raise TimeoutError(f"{self.name} not ready after {timeout}s ({last}):\n{self.tail()}")
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.process is not None and self.process.poll() is None:

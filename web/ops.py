@@ -9,7 +9,7 @@ from app.main import app
 
 
 def readiness() -> dict[str, object]:
-    recovering = bool(getattr(app, "in_recovery", False)) or not app.tables.recovery.completed.is_set()
+    recovering = app.in_recovery or not app.tables.recovery.completed.is_set()
     actives = sorted(f"{tp.topic}:{tp.partition}" for tp in app.assignor.assigned_actives())
     ready = not recovering and bool(actives) and command_bus.reply_topic != ""
     return {

@@ -33,7 +33,8 @@ def test_open_deposit_withdraw_and_read_back(api: httpx.Client) -> None:
 
     events = api.get("/accounts/alice/events").json()["events"]
     assert [e["aggregate_version"] for e in events] == [1, 2, 3]
-    assert [e["event_type"] for e in events] == ["AccountOpened", "MoneyDeposited", "MoneyWithdrawn"]
+    types = [e["event_type"] for e in events]
+    assert types == ["AccountOpened", "MoneyDeposited", "MoneyWithdrawn"]
 
     then = api.get("/accounts/alice", params={"at_version": 2}).json()
     assert then["balance"] == "1000.00" and then["version"] == 2
