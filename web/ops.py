@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from faust.web import Request, Response, View
 
 from app.command_bus import command_bus
@@ -9,7 +11,8 @@ from app.main import app
 
 
 def readiness() -> dict[str, object]:
-    recovering = app.in_recovery or not app.tables.recovery.completed.is_set()
+    tables: Any = app.tables
+    recovering = app.in_recovery or not tables.recovery.completed.is_set()
     actives = sorted(f"{tp.topic}:{tp.partition}" for tp in app.assignor.assigned_actives())
     ready = not recovering and bool(actives) and command_bus.reply_topic != ""
     return {
