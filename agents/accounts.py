@@ -5,24 +5,27 @@ from __future__ import annotations
 from typing import Any
 
 from agents.commands import CommandHandler
+from agents.service import Service
 from app.main import app
-from app.topics import account_commands, account_events
+from app.topics import account_commands, account_events, inputs
 from domain.accounts import ACCOUNTS
 from models.envelope import EventEnvelope
 from tables import accounts as t
 
-account_handler = CommandHandler(
-    decider=ACCOUNTS, state=t.account_state, results=t.account_commands, events=account_events
+account_service = Service(
+    name="accounts",
+    handler=CommandHandler(ACCOUNTS, *t.account_side, events=account_events),
+    commands=account_commands,
 )
 
 
-@app.agent(account_commands, name="account-commands")
-async def handle_account_commands(stream: Any) -> None:
-    async for raw in stream:
-        await account_handler.handle(raw)
+@app.agent(inputs(account_commands), name="accounts-service")
+async def run_accounts(stream: Any) -> None:
+    async for event in stream.events():
+        await account_service.process(event.message.topic, event.value)
 
 
-@app.agent(account_events, name="account-projection")
+@app.agent(account_events, name="accounts-projection")
 async def project_accounts(stream: Any) -> None:
     async for raw in stream:
         t.project(EventEnvelope.model_validate_json(raw))

@@ -42,7 +42,9 @@ def fingerprint(command: CommandEnvelope) -> str:
 def key_reused(command: CommandEnvelope, version: int) -> CommandResult:
     return CommandResult(
         command_id=command.command_id,
+        command_type=command.command_type,
         aggregate_id=command.aggregate_id,
+        correlation_id=command.correlation_id,
         outcome="rejected",
         status=422,
         version=version,
@@ -71,7 +73,7 @@ class CommandHandler:
             return None
         result = await self.apply(command)
         if command.reply_to:
-            await self._reply(command.reply_to, result)
+            await self._reply(command.reply_to, command.correlation_id, result)
         return result
 
     async def apply(self, command: CommandEnvelope) -> CommandResult:
@@ -105,10 +107,11 @@ class CommandHandler:
         # wait for the broker's ack: the result is recorded only for durable events
         await asyncio.gather(*pending)
 
-    async def _reply(self, reply_to: str, result: CommandResult) -> None:
+    async def _reply(self, reply_to: str, key: str, result: CommandResult) -> None:
+        """Keyed by the correlation id: a saga's answers land in its order's partition."""
         topic = self._reply_topics.get(reply_to)
         if topic is None:
             topic = self._reply_topics[reply_to] = app.topic(
                 reply_to, key_serializer="raw", value_serializer="raw"
             )
-        await topic.send(key=result.command_id, value=result.model_dump_json().encode())
+        await topic.send(key=key, value=result.model_dump_json().encode())

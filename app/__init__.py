@@ -4,9 +4,15 @@ Importing the package wires everything: each module below declares its
 topics, tables, agents or web views on the one faust App.
 """
 
-import agents.accounts  # noqa: F401
+import agents.accounts
+import agents.inventory
+import agents.orders
+import agents.payments
+import agents.shipping
 import web.accounts
-import web.ops  # noqa: F401
+import web.inventory
+import web.ops
+import web.orders
 from app.main import app
 
 __all__ = ["app"]

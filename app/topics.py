@@ -27,8 +27,33 @@ def _topic(name: str, retention_ms: int) -> TopicT:
     )
 
 
-account_commands = _topic("accounts.commands", WEEK_MS)
+# the event store: one topic per context, keyed by aggregate id
 account_events = _topic("accounts.events", FOREVER)
+order_events = _topic("orders.events", FOREVER)
+payment_events = _topic("payments.events", FOREVER)
+stock_events = _topic("inventory.events", FOREVER)
+reservation_events = _topic("reservations.events", FOREVER)
+shipment_events = _topic("shipping.events", FOREVER)
+
+# commands, keyed by the aggregate they address
+account_commands = _topic("accounts.commands", WEEK_MS)
+order_commands = _topic("orders.commands", WEEK_MS)
+stock_commands = _topic("inventory.commands", WEEK_MS)
+
+# answers to the saga's commands, keyed by order: the asking service reads them
+payment_answers = _topic("payments.answers", WEEK_MS)
+reservation_answers = _topic("reservations.answers", WEEK_MS)
+
+# the read side's repartitioning: order summaries keyed by customer and by status
+orders_by_customer_feed = _topic("orders.by-customer", WEEK_MS)
+orders_by_status_feed = _topic("orders.by-status", WEEK_MS)
+
+
+def inputs(*topics: TopicT) -> TopicT:
+    """One stream over several co-partitioned topics: one agent sees them in order,
+    so the aggregate they feed is never updated by two loops at once."""
+    names = [name for topic in topics for name in topic.topics]
+    return app.topic(*names, key_serializer="raw", value_serializer="raw")
 
 
 def reply_topic_name(instance_id: str) -> str:

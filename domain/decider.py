@@ -48,7 +48,9 @@ class Decider(Generic[C, E, S]):
             rejection = Rejection(code=error.code, reason=error.reason, details=error.details)
             result = CommandResult(
                 command_id=command.command_id,
+                command_type=command.command_type,
                 aggregate_id=command.aggregate_id,
+                correlation_id=command.correlation_id,
                 outcome="rejected",
                 status=error.status,
                 version=version,
@@ -66,14 +68,16 @@ class Decider(Generic[C, E, S]):
                 aggregate_version=_version(state) + 1,
                 occurred_at=now,
                 correlation_id=command.correlation_id,
-                causation_id=command.command_id,
+                causation_id=command.causation_id or command.command_id,
                 payload=event.model_dump(mode="json"),
             )
             state = self.evolve(state, event, now)
             envelopes.append(envelope)
         result = CommandResult(
             command_id=command.command_id,
+            command_type=command.command_type,
             aggregate_id=command.aggregate_id,
+            correlation_id=command.correlation_id,
             outcome="accepted",
             status=self.accepted_status,
             version=_version(state),

@@ -53,6 +53,8 @@ class CommandEnvelope(BaseModel):
     expected_version: int | None = None
     payload: dict[str, Any]
     correlation_id: str
+    causation_id: str | None = None
+    """The event that caused this command (saga steps); None for a client's command."""
     issued_at: AwareDatetime = Field(default_factory=utc_now)
     reply_to: str | None = None
     """The reply topic of the worker that waits for the answer, if any."""
@@ -72,7 +74,9 @@ class CommandResult(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     command_id: str
+    command_type: str = ""
     aggregate_id: str
+    correlation_id: str = ""
     outcome: Literal["accepted", "rejected"]
     status: int
     """The HTTP status the answer maps to (201, 404, 409, ...)."""

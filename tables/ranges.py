@@ -15,18 +15,22 @@ from faust.types import TableT
 OFFSET_KEY = b"__faust\0offset__"
 
 
-def rows_with_prefix(table: TableT, prefix: str) -> Iterator[tuple[str, Any]]:
-    """(key, value) pairs whose key starts with `prefix`, in key order."""
+def rows_with_prefix(
+    table: TableT, prefix: str, after: str | None = None
+) -> Iterator[tuple[str, Any]]:
+    """(key, value) pairs whose key starts with `prefix`, in key order, past `after`."""
     raw_prefix = prefix.encode()
+    start = raw_prefix if after is None else after.encode() + b"\0"
     store = cast(Any, table.data)
     dbs = getattr(store, "_dbs", None)
     if dbs is None:
-        for key in sorted(k for k in store if _as_text(k).startswith(prefix)):
+        keys = (k for k in store if _as_text(k).startswith(prefix))
+        for key in sorted(k for k in keys if after is None or _as_text(k) > after):
             yield _as_text(key), store[key]
         return
     for db in list(dbs.values()):
         iterator = db.iter()
-        iterator.seek(raw_prefix)
+        iterator.seek(start)
         while iterator.valid():
             key = iterator.key()
             if not key.startswith(raw_prefix):

@@ -6,9 +6,12 @@ errors list each field with its reason. Nothing a client sends yields a 500.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import re
+import time
+import uuid
 from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import Any, TypeVar, cast
@@ -94,7 +97,7 @@ async def read_body(request: Request, model: type[M]) -> M:
             413, "body_too_large", f"body is limited to {settings.max_body_bytes} bytes"
         )
     try:
-        data = json.loads(raw or b"null")
+        data = json.loads(raw) if raw.strip() else {}
     except (ValueError, UnicodeDecodeError) as error:
         raise HttpError(400, "malformed_json", f"body is not valid JSON: {error}") from None
     if not isinstance(data, dict):
@@ -168,16 +171,27 @@ def result_response(view: View, result: CommandResult, **extra: Any) -> Response
     return view.json({**body, **extra}, status=result.status)
 
 
-def owner_route(table: Any, param: str) -> Callable[[Handler], Handler]:
+def owner_route(table: Any, param: str, *, query: bool = False) -> Callable[[Handler], Handler]:
     """Serve a GET on the worker that owns the key's partition (faust's table_route),
     with 503 while this worker recovers or does not know the owner yet."""
 
     def decorate(fun: Handler) -> Handler:
-        routed = app.table_route(table=table, match_info=param)(fun)
+        if query:
+            routed = app.table_route(table=table, query_param=param)(fun)
+        else:
+            routed = app.table_route(table=table, match_info=param)(fun)
 
         @wraps(fun)
         async def wrapper(view: View, request: Request, *args: Any, **kwargs: Any) -> Response:
-            check_id(request.match_info[param], param)
+            source = request.query if query else request.match_info
+            if param not in source:
+                raise HttpError(
+                    422,
+                    "invalid_request",
+                    f"missing {param}",
+                    fields=[{"field": param, "reason": "required"}],
+                )
+            check_id(source[param], param)
             if getattr(app, "in_recovery", False) or not app.producer.started:
                 raise not_ready("this worker is recovering its tables")
             try:
@@ -194,3 +208,63 @@ def not_ready(reason: str) -> HttpError:
     error = HttpError(503, "not_ready", reason)
     error.headers["Retry-After"] = "1"
     return error
+
+
+def new_command(
+    request: Request,
+    aggregate_id: str,
+    payload: Any,
+    expected: int | None,
+    correlation_id: str | None = None,
+) -> CommandEnvelope:
+    """A client's command: its id from the Idempotency-Key (scoped to the aggregate) or new."""
+    key = idempotency_key(request)
+    command_id = f"{aggregate_id}:{key}" if key else str(uuid.uuid4())
+    return CommandEnvelope(
+        command_id=command_id,
+        command_type=payload.command_type,
+        aggregate_id=aggregate_id,
+        expected_version=expected_version(request, expected),
+        payload=payload.model_dump(mode="json"),
+        correlation_id=correlation_id or command_id,
+    )
+
+
+def min_version_param(request: Request) -> int | None:
+    raw = request.query.get("min_version")
+    if raw is None:
+        return None
+    if not raw.isdigit() or len(raw) > 12:
+        raise HttpError(
+            422,
+            "invalid_request",
+            "invalid fields: min_version",
+            fields=[{"field": "min_version", "reason": "a non-negative integer"}],
+        )
+    return int(raw)
+
+
+async def read_at_least(table: Any, key: str, min_version: int | None) -> dict[str, Any] | None:
+    """The read model's row; with `min_version`, once it reflects that version.
+
+    Waits up to MIN_VERSION_WAIT, then answers 503 with Retry-After and both versions.
+    """
+    row = table.get(key)
+    if min_version is None:
+        return cast(dict[str, Any] | None, row)
+    deadline = time.monotonic() + settings.min_version_wait
+    while row is None or row["version"] < min_version:
+        if time.monotonic() >= deadline:
+            have = 0 if row is None else row["version"]
+            error = HttpError(
+                503,
+                "behind",
+                f"the read model is at version {have}, not yet {min_version}",
+                version=have,
+                min_version=min_version,
+            )
+            error.headers["Retry-After"] = "1"
+            raise error
+        await asyncio.sleep(0.02)
+        row = table.get(key)
+    return cast(dict[str, Any], row)

@@ -1,0 +1,58 @@
+"""The inventory service: stock per SKU, each order's reservation, and the stock read model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agents.commands import CommandHandler
+from agents.service import Service
+from app.main import app
+from app.topics import (
+    inputs,
+    order_events,
+    reservation_answers,
+    reservation_events,
+    stock_commands,
+    stock_events,
+)
+from domain.inventory import RESERVATIONS, STOCKS
+from domain.saga import reservations_answer, reservations_inbound, reservations_outbound
+from models.envelope import EventEnvelope
+from tables import inventory as t
+from tables.aggregates import aggregate_tables
+
+stock_service = Service(
+    name="stock",
+    handler=CommandHandler(STOCKS, *t.stock_side, events=stock_events),
+    commands=stock_commands,
+)
+
+reservation_service = Service(
+    name="reservations",
+    handler=CommandHandler(
+        RESERVATIONS, *aggregate_tables("reservation"), events=reservation_events
+    ),
+    reacts_to={name: reservations_inbound for name in order_events.topics},
+    answers=(reservation_answers.get_topic_name(), reservations_answer),
+    outbound=reservations_outbound,
+    targets={"inventory": stock_commands},
+    answer_topics={"reservations": reservation_answers.get_topic_name()},
+)
+
+
+@app.agent(inputs(stock_commands), name="stock-service")
+async def run_stock(stream: Any) -> None:
+    async for event in stream.events():
+        await stock_service.process(event.message.topic, event.value)
+
+
+@app.agent(inputs(order_events, reservation_answers), name="reservations-service")
+async def run_reservations(stream: Any) -> None:
+    async for event in stream.events():
+        await reservation_service.process(event.message.topic, event.value)
+
+
+@app.agent(stock_events, name="stock-projection")
+async def project_stock(stream: Any) -> None:
+    async for raw in stream:
+        t.project(EventEnvelope.model_validate_json(raw))

@@ -1,0 +1,73 @@
+"""Order agents: the order service (HTTP commands and the saga's reports) and its read models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agents.commands import CommandHandler
+from agents.service import Service
+from app.main import app
+from app.topics import (
+    inputs,
+    order_commands,
+    order_events,
+    orders_by_customer_feed,
+    orders_by_status_feed,
+    payment_events,
+    reservation_events,
+    shipment_events,
+)
+from domain.orders import ORDERS
+from domain.saga import orders_inbound
+from models.envelope import EventEnvelope
+from tables import orders as t
+
+order_service = Service(
+    name="orders",
+    handler=CommandHandler(ORDERS, *t.order_side, events=order_events),
+    commands=order_commands,
+    reacts_to={
+        name: orders_inbound
+        for topic in (payment_events, reservation_events, shipment_events)
+        for name in topic.topics
+    },
+)
+
+
+@app.agent(
+    inputs(order_commands, payment_events, reservation_events, shipment_events),
+    name="orders-service",
+)
+async def run_orders(stream: Any) -> None:
+    async for event in stream.events():
+        await order_service.process(event.message.topic, event.value)
+
+
+@app.agent(order_events, name="orders-projection")
+async def project_orders(stream: Any) -> None:
+    """Order by id; and each change fed, repartitioned, to the per-customer and per-status views."""
+    async for raw in stream:
+        for feed in t.project(EventEnvelope.model_validate_json(raw)):
+            topic = orders_by_customer_feed if feed.view == "customer" else orders_by_status_feed
+            await topic.send(key=feed.key, value=feed.value)
+
+
+@app.agent(orders_by_customer_feed, name="orders-by-customer")
+async def index_by_customer(stream: Any) -> None:
+    async for raw in stream:
+        t.index_by_customer(raw)
+
+
+@app.agent(orders_by_status_feed, name="orders-by-status")
+async def index_by_status(stream: Any) -> None:
+    async for raw in stream:
+        t.index_by_status(raw)
+
+
+@app.agent(
+    inputs(order_events, payment_events, reservation_events, shipment_events),
+    name="orders-timeline",
+)
+async def record_timeline(stream: Any) -> None:
+    async for raw in stream:
+        t.record_step(EventEnvelope.model_validate_json(raw))

@@ -1,0 +1,312 @@
+"""`shop`: command-line tools around a running shop (sample traffic now; more later).
+
+    shop traffic --url http://127.0.0.1:6066 --rate 5 --accounts 20 [--duration 60]
+
+Each subcommand is one `add_<name>_parser` function plus its async runner, so
+new ones (e.g. `shop load` for orders) slot in without touching the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import signal
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import aiohttp
+
+RETRY_STATUSES = frozenset({503, 504})
+MAX_ATTEMPTS = 8
+PROGRESS_EVERY = 5.0
+MAX_IN_FLIGHT = 64
+
+
+# --- shared plumbing -----------------------------------------------------------
+
+
+@dataclass
+class Stats:
+    """What was sent and how the shop answered; one logical command counts once."""
+
+    started: float = field(default_factory=time.monotonic)
+    sent: int = 0
+    retries: int = 0
+    statuses: Counter[int] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def accepted(self) -> int:
+        return sum(n for status, n in self.statuses.items() if 200 <= status < 300)
+
+    def rejected(self) -> dict[int, int]:
+        return {s: n for s, n in sorted(self.statuses.items()) if 400 <= s < 500}
+
+    def line(self) -> str:
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        rejected = self.rejected()
+        by_status = " ".join(f"{s}:{n}" for s, n in rejected.items())
+        others = sum(self.statuses.values()) - self.accepted - sum(rejected.values())
+        parts = [
+            f"{elapsed:5.0f}s",
+            f"sent={self.sent}",
+            f"accepted={self.accepted}",
+            f"rejected={sum(rejected.values())}" + (f" ({by_status})" if by_status else ""),
+            f"retries={self.retries}",
+        ]
+        if others:
+            parts.append(f"other={others}")
+        if self.errors:
+            parts.append(f"errors={sum(self.errors.values())}")
+        parts.append(f"rate={self.sent / elapsed:.1f}/s")
+        return " ".join(parts)
+
+
+class Pacer:
+    """Spaces request starts evenly at `rate` per second."""
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate
+        self.next_slot = time.monotonic()
+
+    async def wait(self) -> None:
+        now = time.monotonic()
+        slot = max(now, self.next_slot)
+        self.next_slot = slot + self.interval
+        if slot > now:
+            await asyncio.sleep(slot - now)
+
+
+@dataclass
+class Client:
+    """Posts commands with an Idempotency-Key, retrying 503/504 with the same key."""
+
+    session: aiohttp.ClientSession
+    base_url: str
+    stats: Stats
+    token: str = ""
+
+    async def post(self, path: str, body: dict[str, Any]) -> int | None:
+        """The final HTTP status, or None when the shop never answered."""
+        headers = {"Idempotency-Key": uuid.uuid4().hex}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        self.stats.sent += 1
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            status, retry_after = await self._attempt(path, body, headers)
+            if status is not None and status not in RETRY_STATUSES:
+                self.stats.statuses[status] += 1
+                return status
+            if attempt == MAX_ATTEMPTS:
+                break
+            self.stats.retries += 1
+            await asyncio.sleep(retry_after or min(0.25 * 2**attempt, 5.0))
+        if status is not None:
+            self.stats.statuses[status] += 1
+        return status
+
+    async def _attempt(
+        self, path: str, body: dict[str, Any], headers: dict[str, str]
+    ) -> tuple[int | None, float | None]:
+        try:
+            async with self.session.post(
+                f"{self.base_url}{path}", json=body, headers=headers
+            ) as response:
+                await response.read()
+                return response.status, _retry_after(response.headers.get("Retry-After"))
+        except (aiohttp.ClientError, TimeoutError) as error:
+            self.stats.errors[type(error).__name__] += 1
+            return None, None
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return None if value is None else min(float(value), 10.0)
+    except ValueError:
+        return None
+
+
+def run_until_signalled(
+    main: Callable[[asyncio.Event], Any],
+) -> None:
+    """Run `main(stop)` where `stop` is set on SIGINT/SIGTERM."""
+
+    async def runner() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await main(stop)
+
+    asyncio.run(runner())
+
+
+# --- shop traffic ------------------------------------------------------------------
+
+
+def account_ids(count: int) -> list[str]:
+    return [f"cust-{n:04d}" for n in range(1, count + 1)]
+
+
+def random_amount(rng: random.Random, low: int, high: int) -> str:
+    """A decimal string with two places, between low and high (whole units)."""
+    cents = rng.randint(low * 100, high * 100)
+    return str(Decimal(cents).scaleb(-2))
+
+
+async def open_account(client: Client, account_id: str, rng: random.Random) -> None:
+    """Open (409 = already there, fine) and fund one account."""
+    status = await client.post("/accounts", {"account_id": account_id, "owner": account_id})
+    if status in (201, 409):
+        amount = random_amount(rng, 50, 500)
+        await client.post(f"/accounts/{account_id}/deposits", {"amount": amount})
+
+
+async def random_operation(client: Client, account_id: str, rng: random.Random) -> None:
+    """A deposit or a withdrawal; some withdrawals are refused for insufficient funds."""
+    if rng.random() < 0.55:
+        path, amount = "deposits", random_amount(rng, 1, 200)
+    else:
+        path, amount = "withdrawals", random_amount(rng, 1, 250)
+    await client.post(f"/accounts/{account_id}/{path}", {"amount": amount, "reference": "traffic"})
+
+
+async def report_progress(stats: Stats, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), PROGRESS_EVERY)
+        except TimeoutError:
+            print(f"traffic: {stats.line()}", flush=True)
+
+
+async def paced(
+    tasks: set[asyncio.Task[None]], pacer: Pacer, stop: asyncio.Event, coro: Any
+) -> bool:
+    """Start `coro` at the next slot unless stopping; False when stopped."""
+    while len(tasks) >= MAX_IN_FLIGHT and not stop.is_set():
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    await pacer.wait()
+    if stop.is_set():
+        coro.close()
+        return False
+    task = asyncio.create_task(coro)
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+    return True
+
+
+async def traffic(args: argparse.Namespace, stop: asyncio.Event) -> Stats:
+    rng = random.Random(args.seed)
+    stats = Stats()
+    pacer = Pacer(args.rate)
+    ids = account_ids(args.accounts)
+    tasks: set[asyncio.Task[None]] = set()
+    if args.duration is not None:
+        asyncio.get_running_loop().call_later(args.duration, stop.set)
+    timeout = aiohttp.ClientTimeout(total=args.timeout)
+    progress = asyncio.create_task(report_progress(stats, stop))
+    print(
+        f"traffic: {len(ids)} accounts, {args.rate}/s against {args.url}"
+        + (f" for {args.duration}s" if args.duration is not None else " (Ctrl-C stops)"),
+        flush=True,
+    )
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        client = Client(session, args.url.rstrip("/"), stats, args.token)
+        for account_id in ids:
+            if not await paced(tasks, pacer, stop, open_account(client, account_id, rng)):
+                break
+        if tasks:
+            await asyncio.wait(set(tasks))
+        while not stop.is_set():
+            if not await paced(tasks, pacer, stop, random_operation(client, rng.choice(ids), rng)):
+                break
+        if tasks:
+            await asyncio.wait(set(tasks), timeout=args.timeout)
+    stop.set()
+    await progress
+    return stats
+
+
+def print_summary(stats: Stats) -> None:
+    rejected = stats.rejected()
+    print(f"traffic: done {stats.line()}", flush=True)
+    print(f"  sent {stats.sent} commands ({stats.retries} retries)")
+    print(f"  accepted (2xx): {stats.accepted}")
+    print(f"  rejected (4xx): {sum(rejected.values())}")
+    for status, count in rejected.items():
+        print(f"    {status}: {count}")
+    others = {s: n for s, n in stats.statuses.items() if not 200 <= s < 500}
+    for status, count in sorted(others.items()):
+        print(f"  status {status} (after retries): {count}")
+    for name, count in stats.errors.most_common():
+        print(f"  connection errors ({name}): {count}")
+
+
+def run_traffic(args: argparse.Namespace) -> int:
+    result: list[Stats] = []
+
+    async def main(stop: asyncio.Event) -> None:
+        result.append(await traffic(args, stop))
+
+    run_until_signalled(main)
+    print_summary(result[0])
+    return 0
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be greater than zero")
+    return value
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be greater than zero")
+    return value
+
+
+def add_traffic_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "traffic",
+        help="sample account traffic: open accounts, then random deposits and withdrawals",
+    )
+    parser.add_argument("--url", default="http://127.0.0.1:6066", help="a worker's base URL")
+    parser.add_argument("--rate", type=positive_float, default=5.0, help="commands per second")
+    parser.add_argument("--accounts", type=positive_int, default=20, help="accounts to use")
+    parser.add_argument("--duration", type=positive_float, default=None, help="seconds to run")
+    parser.add_argument("--timeout", type=positive_float, default=15.0, help="per request")
+    parser.add_argument("--seed", type=int, default=None, help="random seed")
+    parser.add_argument(
+        "--token", default=os.environ.get("API_TOKEN", ""), help="bearer token (API_TOKEN)"
+    )
+    parser.set_defaults(run=run_traffic)
+
+
+# --- entry point --------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="shop", description=__doc__.splitlines()[0])
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    add_traffic_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    run: Callable[[argparse.Namespace], int] = args.run
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""Order read models: by id, by customer, by status, and each order's saga timeline.
+
+By id and the timeline are keyed by order, like every saga topic. The
+customer and status views are keyed by customer and by status, so the order
+projection feeds them through repartition topics (`orders.by-customer`,
+`orders.by-status`) and their rows live in the partition of that key:
+`customer/order` and `status/order`, read in key order by prefix.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from domain.orders import ORDERS
+from models.envelope import EventEnvelope
+from models.orders import Order
+from tables.aggregates import aggregate_tables, table
+from tables.ranges import rows_with_prefix
+from tables.read_models import fold_into
+
+order_side = aggregate_tables("order")
+orders = table("orders", "Read model: each order's status, lines, totals and version.")
+customer_orders = table("customer-orders", "Read model: customer_id/order_id -> summary.")
+orders_by_status = table("orders-by-status", "Read model: status/order_id -> summary.")
+order_timeline = table("order-timeline", "Read model: order_id/time/event_id -> saga step.")
+
+SERVICE_OF = {
+    "order": "orders",
+    "payment": "payments",
+    "reservation": "inventory",
+    "stock": "inventory",
+    "shipment": "shipping",
+    "account": "accounts",
+}
+
+
+@dataclass(frozen=True)
+class Feed:
+    """A message for a repartitioned view: which view, its key, the bytes."""
+
+    view: str
+    key: str
+    value: bytes
+
+
+def summary(order: Order) -> dict[str, Any]:
+    return {
+        "order_id": order.order_id,
+        "customer_id": order.customer_id,
+        "status": order.status,
+        "total": str(order.total),
+        "version": order.version,
+        "placed_at": order.placed_at.isoformat() if order.placed_at else None,
+        "updated_at": order.updated_at.isoformat() if order.updated_at else None,
+    }
+
+
+def project(envelope: EventEnvelope) -> list[Feed]:
+    """Fold an order event into the by-id view; the feeds for the repartitioned views."""
+    previous = orders.get(envelope.aggregate_id)
+    order = fold_into(orders, ORDERS, envelope)
+    if order is None:
+        return []
+    row = summary(order)
+    feeds = [Feed("customer", order.customer_id, json.dumps(row).encode())]
+    old_status = None if previous is None else previous["status"]
+    if old_status != order.status:
+        if old_status is not None:
+            remove = {"op": "remove", **row, "status": old_status}
+            feeds.append(Feed("status", old_status, json.dumps(remove).encode()))
+        feeds.append(Feed("status", str(order.status), json.dumps({"op": "add", **row}).encode()))
+    return feeds
+
+
+def index_by_customer(raw: bytes) -> None:
+    row = json.loads(raw)
+    _upsert(customer_orders, f"{row['customer_id']}/{row['order_id']}", row)
+
+
+def index_by_status(raw: bytes) -> None:
+    message = json.loads(raw)
+    op = message.pop("op")
+    key = f"{message['status']}/{message['order_id']}"
+    if op == "add":
+        _upsert(orders_by_status, key, message)
+        return
+    stored = orders_by_status.get(key)
+    if stored is not None and stored["version"] <= message["version"]:
+        del orders_by_status[key]
+
+
+def _upsert(view: Any, key: str, row: dict[str, Any]) -> None:
+    stored = view.get(key)
+    if stored is None or stored["version"] < row["version"]:
+        view[key] = row
+
+
+def record_step(envelope: EventEnvelope) -> None:
+    """One saga step in the order's timeline; a redelivered event rewrites the same row."""
+    key = f"{envelope.correlation_id}/{envelope.occurred_at.isoformat()}/{envelope.event_id}"
+    order_timeline[key] = {
+        "at": envelope.occurred_at.isoformat(),
+        "service": SERVICE_OF.get(envelope.aggregate_type, envelope.aggregate_type),
+        "event_type": envelope.event_type,
+        "event_id": str(envelope.event_id),
+        "aggregate": f"{envelope.aggregate_type}:{envelope.aggregate_id}",
+        "version": envelope.aggregate_version,
+        "caused_by": envelope.causation_id,
+        "payload": envelope.payload,
+    }
+
+
+def timeline(order_id: str) -> list[dict[str, Any]]:
+    return [row for _, row in rows_with_prefix(order_timeline, f"{order_id}/")]
+
+
+def orders_of(customer_id: str) -> list[dict[str, Any]]:
+    return [row for _, row in rows_with_prefix(customer_orders, f"{customer_id}/")]
+
+
+def orders_in(status: str, after: str | None, limit: int) -> list[dict[str, Any]]:
+    """A page of orders in a status, in order id order, starting after `after`."""
+    page: list[dict[str, Any]] = []
+    start = None if after is None else f"{status}/{after}"
+    for _, row in rows_with_prefix(orders_by_status, f"{status}/", after=start):
+        page.append(row)
+        if len(page) >= limit:
+            break
+    return page

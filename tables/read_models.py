@@ -1,0 +1,37 @@
+"""Folding events into a read model keyed by aggregate id, once each.
+
+Versions are gap-free per aggregate, so "version <= the model's version"
+identifies a redelivered or re-published event without a separate index.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from domain.decider import Decider
+from models.envelope import EventEnvelope
+
+log = logging.getLogger(__name__)
+
+
+def fold_into(table: Any, decider: Decider[Any, Any, Any], envelope: EventEnvelope) -> Any:
+    """The aggregate's state after folding `envelope` into `table`; None if already folded."""
+    key = envelope.aggregate_id
+    stored = table.get(key)
+    state = (
+        decider.initial_state(key) if stored is None else decider.state_type.model_validate(stored)
+    )
+    if envelope.aggregate_version <= state.version:
+        return None
+    if envelope.aggregate_version != state.version + 1:
+        log.error(
+            "gap in %s %s: read model at version %d, event at %d",
+            envelope.aggregate_type,
+            key,
+            state.version,
+            envelope.aggregate_version,
+        )
+    state = decider.apply(state, envelope)
+    table[key] = state.model_dump(mode="json")
+    return state

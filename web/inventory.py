@@ -1,0 +1,54 @@
+"""Product stock endpoints: add stock (command); on hand, reserved, available (query)."""
+
+from __future__ import annotations
+
+from faust.web import Request, Response, View
+
+from app.main import app
+from app.topics import stock_commands
+from models.inventory import AddStock, AddStockRequest, Stock
+from tables.inventory import stock
+from web.http import (
+    HttpError,
+    check_id,
+    execute,
+    handles_errors,
+    min_version_param,
+    new_command,
+    owner_route,
+    read_at_least,
+    read_body,
+    require_token,
+    result_response,
+)
+
+
+@app.page("/products/{sku}/stock")
+class AddStockView(View):
+    @handles_errors
+    async def post(self, request: Request, sku: str) -> Response:
+        require_token(request)
+        check_id(sku, "sku")
+        body = await read_body(request, AddStockRequest)
+        cmd = new_command(request, sku, AddStock(quantity=body.quantity), body.expected_version)
+        return result_response(self, await execute(stock_commands, cmd), sku=sku)
+
+
+@app.page("/products/{sku}")
+class StockView(View):
+    @handles_errors
+    @owner_route(stock, "sku")
+    async def get(self, request: Request, sku: str) -> Response:
+        row = await read_at_least(stock, sku, min_version_param(request))
+        if row is None:
+            raise HttpError(404, "not_found", f"SKU {sku} is not stocked")
+        state = Stock.model_validate(row)
+        return self.json(
+            {
+                "sku": sku,
+                "on_hand": state.on_hand,
+                "reserved": state.reserved,
+                "available": state.available,
+                "version": state.version,
+            }
+        )
