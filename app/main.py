@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import faust
 
 from app.settings import settings
@@ -23,7 +25,18 @@ def _credentials() -> faust.SASLCredentials | None:
     )
 
 
-app = faust.App(
+class ShopApp(faust.App):
+    """faust.App that runs its declarations (topic creation) before any consumer starts."""
+
+    declarations: list[Callable[[], Awaitable[None]]]
+
+    async def on_first_start(self) -> None:
+        await super().on_first_start()
+        for declare in self.declarations:
+            await declare()
+
+
+app = ShopApp(
     settings.app_id,
     broker=[f"kafka://{server}" for server in settings.bootstrap_servers.split(",")],
     broker_credentials=_credentials(),
@@ -51,5 +64,7 @@ app = faust.App(
     broker_commit_every=1000,
     broker_commit_interval=1.0,
 )
+
+app.declarations = []
 
 __all__ = ["app"]

@@ -6,8 +6,13 @@ are transport: a week is plenty. All values are raw bytes; models/ decodes.
 
 from __future__ import annotations
 
+import contextlib
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
 from faust.types import TopicT
 
+from app.kafka_clients import client_options
 from app.main import app
 from app.settings import settings
 
@@ -15,16 +20,21 @@ FOREVER = -1
 WEEK_MS = 7 * 24 * 3600 * 1000
 
 
+CATALOG: dict[str, int] = {}
+"""Every topic name -> its retention in ms; created at start by `declare_topics`."""
+
+
 def _topic(name: str, retention_ms: int) -> TopicT:
-    return app.topic(
-        settings.topic(name),
+    topic_name = settings.topic(name)
+    topic = app.topic(
+        topic_name,
         partitions=settings.partitions,
         replicas=settings.replication_factor,
         key_serializer="raw",
         value_serializer="raw",
-        internal=True,  # faust creates it with these settings if missing
-        config={"retention.ms": str(retention_ms), "cleanup.policy": "delete"},
     )
+    CATALOG[topic_name] = retention_ms
+    return topic
 
 
 # the event store: one topic per context, keyed by aggregate id
@@ -58,3 +68,33 @@ def inputs(*topics: TopicT) -> TopicT:
 
 def reply_topic_name(instance_id: str) -> str:
     return settings.topic(f"{settings.app_id}.replies.{instance_id}")
+
+
+async def declare_topics() -> None:
+    """Create any missing topic with its partitions and retention, before consuming.
+
+    faust would only create the topics its agents subscribe to one by one, and a
+    topic missing at the first rebalance is silently left unassigned.
+    """
+    admin = AIOKafkaAdminClient(**client_options())
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(
+                name,
+                num_partitions=settings.partitions,
+                replication_factor=settings.replication_factor,
+                topic_configs={"retention.ms": str(retention), "cleanup.policy": "delete"},
+            )
+            for name, retention in CATALOG.items()
+            if name not in existing
+        ]
+        if missing:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another worker was first
+                await admin.create_topics(missing)
+    finally:
+        await admin.close()
+
+
+app.declarations.append(declare_topics)

@@ -99,7 +99,9 @@ def _upsert(view: Any, key: str, row: dict[str, Any]) -> None:
 
 def record_step(envelope: EventEnvelope) -> None:
     """One saga step in the order's timeline; a redelivered event rewrites the same row."""
-    key = f"{envelope.correlation_id}/{envelope.occurred_at.isoformat()}/{envelope.event_id}"
+    # time, then version: one command's events share a time but not a version
+    at = envelope.occurred_at.isoformat()
+    key = f"{envelope.correlation_id}/{at}/{envelope.aggregate_version:09d}/{envelope.event_id}"
     order_timeline[key] = {
         "at": envelope.occurred_at.isoformat(),
         "service": SERVICE_OF.get(envelope.aggregate_type, envelope.aggregate_type),

@@ -164,11 +164,18 @@ async def execute(topic: Any, command: CommandEnvelope) -> CommandResult:
 
 
 def result_response(view: View, result: CommandResult, **extra: Any) -> Response:
-    body = result.model_dump(mode="json", exclude={"rejection"})
+    """A command's answer; a rejection's facts are in `details` and, where no field of
+    the answer has their name, at the top level too (`balance`, `available`)."""
+    body = {**result.model_dump(mode="json", exclude={"rejection"}), **extra}
     if result.rejection is not None:
         rejection = result.rejection
-        body = error_body(rejection.code, rejection.reason, **rejection.details, **body)
-    return view.json({**body, **extra}, status=result.status)
+        facts = {k: v for k, v in rejection.details.items() if k not in body}
+        body = {
+            **error_body(rejection.code, rejection.reason, **facts),
+            "details": rejection.details,
+            **body,
+        }
+    return view.json(body, status=result.status)
 
 
 def owner_route(table: Any, param: str, *, query: bool = False) -> Callable[[Handler], Handler]:
@@ -195,7 +202,13 @@ def owner_route(table: Any, param: str, *, query: bool = False) -> Callable[[Han
             if getattr(app, "in_recovery", False) or not app.producer.started:
                 raise not_ready("this worker is recovering its tables")
             try:
-                return await routed(view, request, *args, **kwargs)
+                try:
+                    return await routed(view, request, *args, **kwargs)
+                except TypeError:
+                    # the producer has no metadata for the changelog yet: fetch, retry once
+                    producer = app.producer._ensure_producer()  # type: ignore[attr-defined]
+                    await producer.partitions_for(table.changelog_topic.get_topic_name())
+                    return await routed(view, request, *args, **kwargs)
             except (TimeoutError, KeyError, ConnectionError, ClientError) as error:
                 raise not_ready(f"the owner of this key is not reachable yet ({error!r})") from None
 
