@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import warnings
 from collections.abc import Awaitable, Callable
 
 import faust
@@ -31,6 +33,12 @@ class ShopApp(faust.App):
     declarations: list[Callable[[], Awaitable[None]]]
 
     async def on_first_start(self) -> None:
+        # `faust -D DIR` exports F_DATADIR only after this module built the App
+        # (faust expects the App to be imported later): apply it before any table opens.
+        if os.environ.get("F_DATADIR"):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # only the banner has read it so far
+                self.conf.datadir = os.environ["F_DATADIR"]
         await super().on_first_start()
         for declare in self.declarations:
             await declare()
@@ -41,6 +49,8 @@ app = ShopApp(
     broker=[f"kafka://{server}" for server in settings.bootstrap_servers.split(",")],
     broker_credentials=_credentials(),
     store=settings.store,
+    # `faust -D DIR` exports F_DATADIR after faust read its default; honour it here
+    datadir=os.environ.get("F_DATADIR") or os.environ.get("SHOP_DATA_DIR") or "{conf.name}-data",
     topic_partitions=settings.partitions,
     topic_replication_factor=settings.replication_factor,
     processing_guarantee=settings.processing_guarantee,
