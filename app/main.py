@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from pathlib import Path
 from collections.abc import Awaitable, Callable
 
 import faust
@@ -38,7 +39,7 @@ class ShopApp(faust.App):
         if os.environ.get("F_DATADIR"):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # only the banner has read it so far
-                self.conf.datadir = os.environ["F_DATADIR"]
+                self.conf.datadir = Path(os.environ["F_DATADIR"])
         await super().on_first_start()
         for declare in self.declarations:
             await declare()
@@ -49,8 +50,6 @@ app = ShopApp(
     broker=[f"kafka://{server}" for server in settings.bootstrap_servers.split(",")],
     broker_credentials=_credentials(),
     store=settings.store,
-    # `faust -D DIR` exports F_DATADIR after faust read its default; honour it here
-    datadir=os.environ.get("F_DATADIR") or os.environ.get("SHOP_DATA_DIR") or "{conf.name}-data",
     topic_partitions=settings.partitions,
     topic_replication_factor=settings.replication_factor,
     processing_guarantee=settings.processing_guarantee,
