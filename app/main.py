@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import warnings
-from pathlib import Path
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import faust
 
