@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from agents.commands import CommandHandler
+from agents.dead_letters import guarded
 from agents.service import Service
 from app.main import app
 from app.topics import account_commands, account_events, inputs
 from domain.accounts import ACCOUNTS
-from models.envelope import EventEnvelope
+from models.upcasting import decode_event
 from tables import accounts as t
 
 account_service = Service(
@@ -22,10 +23,14 @@ account_service = Service(
 @app.agent(inputs(account_commands), name="accounts-service")
 async def run_accounts(stream: Any) -> None:
     async for event in stream.events():
-        await account_service.process(event.message.topic, event.value)
+        await guarded("accounts-service", event, account_service.process)
 
 
 @app.agent(account_events, name="accounts-projection")
 async def project_accounts(stream: Any) -> None:
-    async for raw in stream:
-        t.project(EventEnvelope.model_validate_json(raw))
+    async for event in stream.events():
+        await guarded("accounts-projection", event, fold_account_event)
+
+
+async def fold_account_event(topic: str, raw: bytes) -> None:
+    t.project(decode_event(raw))

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from faust.types import TopicT
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from app.main import app
 from domain.decider import Decider
@@ -65,12 +65,9 @@ class CommandHandler:
     events: TopicT
     _reply_topics: dict[str, TopicT] = field(default_factory=dict)
 
-    async def handle(self, raw: bytes) -> CommandResult | None:
-        try:
-            command = CommandEnvelope.model_validate_json(raw)
-        except ValidationError as error:
-            log.error("undecodable command skipped: %s", error.errors(include_url=False)[:3])
-            return None
+    async def handle(self, raw: bytes) -> CommandResult:
+        """Apply a command from its topic and answer it (ValueError if undecodable)."""
+        command = CommandEnvelope.model_validate_json(raw)
         result = await self.apply(command)
         if command.reply_to:
             await self._reply(command.reply_to, command.correlation_id, result)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from agents.commands import CommandHandler
+from agents.dead_letters import guarded
 from agents.service import Service
 from app.main import app
 from app.topics import (
@@ -17,7 +18,7 @@ from app.topics import (
 )
 from domain.inventory import RESERVATIONS, STOCKS
 from domain.saga import reservations_answer, reservations_inbound, reservations_outbound
-from models.envelope import EventEnvelope
+from models.upcasting import decode_event
 from tables import inventory as t
 from tables.aggregates import aggregate_tables
 
@@ -43,16 +44,20 @@ reservation_service = Service(
 @app.agent(inputs(stock_commands), name="stock-service")
 async def run_stock(stream: Any) -> None:
     async for event in stream.events():
-        await stock_service.process(event.message.topic, event.value)
+        await guarded("stock-service", event, stock_service.process)
 
 
 @app.agent(inputs(order_events, reservation_answers), name="reservations-service")
 async def run_reservations(stream: Any) -> None:
     async for event in stream.events():
-        await reservation_service.process(event.message.topic, event.value)
+        await guarded("reservations-service", event, reservation_service.process)
 
 
 @app.agent(stock_events, name="stock-projection")
 async def project_stock(stream: Any) -> None:
-    async for raw in stream:
-        t.project(EventEnvelope.model_validate_json(raw))
+    async for event in stream.events():
+        await guarded("stock-projection", event, fold_stock_event)
+
+
+async def fold_stock_event(topic: str, raw: bytes) -> None:
+    t.project(decode_event(raw))

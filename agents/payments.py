@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from agents.commands import CommandHandler
+from agents.dead_letters import guarded
 from agents.service import Service
 from app.main import app
 from app.topics import account_commands, inputs, order_events, payment_answers, payment_events
@@ -26,4 +27,4 @@ payment_service = Service(
 @app.agent(inputs(order_events, payment_answers), name="payments-service")
 async def run_payments(stream: Any) -> None:
     async for event in stream.events():
-        await payment_service.process(event.message.topic, event.value)
+        await guarded("payments-service", event, payment_service.process)

@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from faust.types import TopicT
-from pydantic import ValidationError
 
 from agents.commands import CommandHandler
 from domain.saga import Dispatch
 from models.envelope import CommandEnvelope, CommandResult, EventEnvelope
+from models.upcasting import decode_event
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,7 @@ class Service:
 
     async def process(self, topic: str, raw: bytes) -> CommandResult | None:
         """Handle one message of any of the service's inputs."""
+        result: CommandResult | None
         if self.commands is not None and topic in self.commands.topics:
             result = await self.handler.handle(raw)
         else:
@@ -76,13 +77,10 @@ class Service:
         return result
 
     def _translate(self, topic: str, raw: bytes) -> CommandEnvelope | None:
-        try:
-            if self.answers is not None and topic == self.answers[0]:
-                return self.answers[1](CommandResult.model_validate_json(raw))
-            return self.reacts_to[topic](EventEnvelope.model_validate_json(raw))
-        except (ValidationError, KeyError) as error:
-            log.error("%s: skipped an undecodable message from %s: %s", self.name, topic, error)
-            return None
+        """The command a fact means for this aggregate (raises ValueError if undecodable)."""
+        if self.answers is not None and topic == self.answers[0]:
+            return self.answers[1](CommandResult.model_validate_json(raw))
+        return self.reacts_to[topic](decode_event(raw))
 
     async def _dispatch(self, events: list[EventEnvelope]) -> None:
         pending: list[Any] = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from agents.commands import CommandHandler
+from agents.dead_letters import guarded
 from agents.service import Service
 from app.main import app
 from app.topics import inputs, order_events, shipment_events
@@ -22,4 +23,4 @@ shipping_service = Service(
 @app.agent(inputs(order_events), name="shipping-service")
 async def run_shipping(stream: Any) -> None:
     async for event in stream.events():
-        await shipping_service.process(event.message.topic, event.value)
+        await guarded("shipping-service", event, shipping_service.process)

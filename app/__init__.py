@@ -10,6 +10,7 @@ import agents.orders
 import agents.payments
 import agents.shipping
 import web.accounts
+import web.dead_letters
 import web.inventory
 import web.ops
 import web.orders

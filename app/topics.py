@@ -20,20 +20,21 @@ FOREVER = -1
 WEEK_MS = 7 * 24 * 3600 * 1000
 
 
-CATALOG: dict[str, int] = {}
-"""Every topic name -> its retention in ms; created at start by `declare_topics`."""
+CATALOG: dict[str, tuple[int, int]] = {}
+"""Every topic name -> (partitions, retention in ms); created at start by `declare_topics`."""
 
 
-def _topic(name: str, retention_ms: int) -> TopicT:
+def _topic(name: str, retention_ms: int, partitions: int | None = None) -> TopicT:
     topic_name = settings.topic(name)
+    count = partitions or settings.partitions
     topic = app.topic(
         topic_name,
-        partitions=settings.partitions,
+        partitions=count,
         replicas=settings.replication_factor,
         key_serializer="raw",
         value_serializer="raw",
     )
-    CATALOG[topic_name] = retention_ms
+    CATALOG[topic_name] = (count, retention_ms)
     return topic
 
 
@@ -57,6 +58,9 @@ reservation_answers = _topic("reservations.answers", WEEK_MS)
 # the read side's repartitioning: order summaries keyed by customer and by status
 orders_by_customer_feed = _topic("orders.by-customer", WEEK_MS)
 orders_by_status_feed = _topic("orders.by-status", WEEK_MS)
+
+# what could not be processed, kept until re-driven; one partition, so one owner lists them
+dead_letter_topic = _topic("deadletters", FOREVER, partitions=1)
 
 
 def inputs(*topics: TopicT) -> TopicT:
@@ -83,11 +87,11 @@ async def declare_topics() -> None:
         missing = [
             NewTopic(
                 name,
-                num_partitions=settings.partitions,
+                num_partitions=partitions,
                 replication_factor=settings.replication_factor,
                 topic_configs={"retention.ms": str(retention), "cleanup.policy": "delete"},
             )
-            for name, retention in CATALOG.items()
+            for name, (partitions, retention) in CATALOG.items()
             if name not in existing
         ]
         if missing:

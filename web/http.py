@@ -178,19 +178,29 @@ def result_response(view: View, result: CommandResult, **extra: Any) -> Response
     return view.json(body, status=result.status)
 
 
-def owner_route(table: Any, param: str, *, query: bool = False) -> Callable[[Handler], Handler]:
-    """Serve a GET on the worker that owns the key's partition (faust's table_route),
-    with 503 while this worker recovers or does not know the owner yet."""
+def owner_route(
+    table: Any, param: str = "", *, query: bool = False, exact: str | None = None
+) -> Callable[[Handler], Handler]:
+    """Serve a request on the worker that owns the key's partition (faust's table_route):
+    the key is a path parameter, a query parameter (`query=True`) or fixed (`exact`).
+    503 while this worker recovers or does not know the owner yet. The forwarded
+    request carries no body: fine for GETs and body-less POSTs."""
 
     def decorate(fun: Handler) -> Handler:
-        if query:
+        if exact is not None:
+            routed = app.table_route(table=table, exact_key=exact)(fun)
+        elif query:
             routed = app.table_route(table=table, query_param=param)(fun)
         else:
             routed = app.table_route(table=table, match_info=param)(fun)
 
         @wraps(fun)
         async def wrapper(view: View, request: Request, *args: Any, **kwargs: Any) -> Response:
-            source = request.query if query else request.match_info
+            source = (
+                {param: exact}
+                if exact is not None
+                else (request.query if query else request.match_info)
+            )
             if param not in source:
                 raise HttpError(
                     422,
@@ -198,7 +208,8 @@ def owner_route(table: Any, param: str, *, query: bool = False) -> Callable[[Han
                     f"missing {param}",
                     fields=[{"field": param, "reason": "required"}],
                 )
-            check_id(source[param], param)
+            if exact is None:
+                check_id(source[param], param)
             if getattr(app, "in_recovery", False) or not app.producer.started:
                 raise not_ready("this worker is recovering its tables")
             try:

@@ -1,0 +1,128 @@
+"""Retries, dead letters and re-drives: one poison message never stops a partition.
+
+Every agent runs its handler through `guarded`: an error is retried with
+bounded backoff (handlers are idempotent, so a retry is safe); a message that
+can never decode, or still fails after the last attempt, goes to the
+dead-letter topic with its original key and bytes, the error, the source
+topic/partition/offset and the attempts, and the partition moves on. A dead
+letter is re-driven by sending its bytes back to its source topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import os
+import traceback
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from faust.types import EventT
+from pydantic import ValidationError
+
+from app.main import app
+from app.topics import dead_letter_topic
+from models.dead_letters import DeadLetter, Redrive
+from models.envelope import utc_now
+from models.upcasting import UnknownSchemaVersion
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = int(os.environ.get("HANDLER_MAX_ATTEMPTS", "4"))
+BACKOFF_SECONDS = float(os.environ.get("HANDLER_BACKOFF_SECONDS", "0.2"))
+PERMANENT = (ValidationError, UnknownSchemaVersion, UnicodeDecodeError)
+"""Errors no retry can fix: the message itself is bad."""
+
+dead_letters = app.Table(
+    "dead-letters", partitions=1, key_type=bytes, help="Dead letters by id, with their status."
+)
+
+
+class InjectedFailure(RuntimeError):
+    """A failure made on purpose (SHOP_FAIL_FIRST), to exercise retries."""
+
+
+def _injected(agent: str) -> int:
+    """SHOP_FAIL_FIRST="agent:N": that agent's handler fails its first N attempts."""
+    name, _, count = os.environ.get("SHOP_FAIL_FIRST", "").partition(":")
+    return int(count) if name == agent and count.isdigit() else 0
+
+
+Handler = Callable[[str, bytes], Awaitable[Any]]
+
+
+async def guarded(agent: str, event: EventT, handle: Handler) -> None:
+    """Run `handle(topic, value)`; retry, then dead-letter, but never raise."""
+    message = event.message
+    fail_first = _injected(agent)
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        try:
+            if attempt <= fail_first:
+                raise InjectedFailure(f"injected failure {attempt} of {fail_first}")
+            await handle(message.topic, event.value)
+            return
+        except PERMANENT as error:
+            await _bury(agent, event, error, attempt)
+            return
+        except Exception as error:
+            if attempt == MAX_ATTEMPTS:
+                await _bury(agent, event, error, attempt)
+                return
+            log.warning("%s: attempt %d failed (%r); retrying", agent, attempt, error)
+            await asyncio.sleep(BACKOFF_SECONDS * 2 ** (attempt - 1))
+
+
+async def _bury(agent: str, event: EventT, error: BaseException, attempts: int) -> None:
+    message = event.message
+    letter = DeadLetter(
+        id=f"{message.topic}:{message.partition}:{message.offset}",
+        agent=agent,
+        source_topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=_b64(message.key),
+        value=_b64(message.value),
+        error_type=type(error).__name__,
+        error=str(error)[:2000],
+        traceback="".join(traceback.format_exception(error))[-8000:],
+        attempts=attempts,
+        failed_at=utc_now(),
+    )
+    log.error("%s: dead-lettered %s after %d attempt(s): %s", agent, letter.id, attempts, error)
+    await (await dead_letter_topic.send(key=letter.id, value=letter.model_dump_json().encode()))
+
+
+def _b64(data: bytes | None) -> str | None:
+    return None if data is None else base64.b64encode(data).decode()
+
+
+@app.agent(dead_letter_topic, name="dead-letters")
+async def keep_dead_letters(stream: Any) -> None:
+    """Record dead letters; carry out re-drive requests (one partition: one owner)."""
+    async for raw in stream:
+        if b'"redrive"' in raw[:20]:
+            await redrive(Redrive.model_validate_json(raw).redrive)
+        else:
+            letter = DeadLetter.model_validate_json(raw)
+            if dead_letters.get(letter.id) is None:
+                dead_letters[letter.id] = letter.model_dump(mode="json")
+
+
+async def redrive(letter_id: str) -> None:
+    row = dead_letters.get(letter_id)
+    if row is None or row["status"] != "dead":
+        return
+    letter = DeadLetter.model_validate(row)
+    key = None if letter.key is None else base64.b64decode(letter.key)
+    value = None if letter.value is None else base64.b64decode(letter.value)
+    topic = app.topic(letter.source_topic, key_serializer="raw", value_serializer="raw")
+    await (await topic.send(key=key, value=value))
+    redriven = letter.model_copy(update={"status": "redriven", "redriven_at": utc_now()})
+    dead_letters[letter_id] = redriven.model_dump(mode="json")
+
+
+async def request_redrive(letter_id: str) -> None:
+    await dead_letter_topic.send(
+        key=letter_id, value=Redrive(redrive=letter_id).model_dump_json().encode()
+    )

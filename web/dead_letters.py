@@ -1,0 +1,79 @@
+"""Dead-letter endpoints: list (paged, filtered) and re-drive once the cause is fixed."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from faust.web import Request, Response, View
+
+from agents.dead_letters import dead_letters, request_redrive
+from app.main import app
+from tables.ranges import rows_with_prefix
+from web.http import HttpError, handles_errors, owner_route, require_token
+
+ROUTE_KEY = "dead-letters"
+"""Any key routes to the single partition's owner."""
+
+
+def _page(
+    topic: str | None, error: str | None, after: str | None, limit: int
+) -> list[dict[str, Any]]:
+    page = []
+    for _, row in rows_with_prefix(dead_letters, "", after=after):
+        if topic and row["source_topic"] != topic:
+            continue
+        if error and error.lower() not in (row["error_type"] + " " + row["error"]).lower():
+            continue
+        page.append(row)
+        if len(page) >= limit:
+            break
+    return page
+
+
+@app.page("/ops/dead-letters")
+class DeadLettersView(View):
+    @handles_errors
+    @owner_route(dead_letters, exact=ROUTE_KEY)
+    async def get(self, request: Request) -> Response:
+        """?topic=<source topic>&error=<substring>&limit=&after=<id>"""
+        raw_limit = request.query.get("limit", "100")
+        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 1000:
+            raise HttpError(
+                422,
+                "invalid_request",
+                "invalid fields: limit",
+                fields=[{"field": "limit", "reason": "an integer from 1 to 1000"}],
+            )
+        limit = int(raw_limit)
+        page = _page(
+            request.query.get("topic"),
+            request.query.get("error"),
+            request.query.get("after"),
+            limit,
+        )
+        next_after = page[-1]["id"] if len(page) == limit else None
+        return self.json({"dead_letters": page, "next_after": next_after})
+
+
+@app.page("/ops/dead-letters/{letter_id}/retry")
+class RedriveView(View):
+    @handles_errors
+    @owner_route(dead_letters, exact=ROUTE_KEY)
+    async def post(self, request: Request, letter_id: str) -> Response:
+        """Send the dead letter's original bytes back to its source topic, once."""
+        require_token(request)
+        row = dead_letters.get(letter_id)
+        if row is None:
+            raise HttpError(404, "not_found", f"no dead letter {letter_id}")
+        if row["status"] != "dead":
+            raise HttpError(409, "already_redriven", f"{letter_id} was re-driven already", **row)
+        await request_redrive(letter_id)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            row = dead_letters.get(letter_id)
+            if row is not None and row["status"] == "redriven":
+                return self.json(row)
+            await asyncio.sleep(0.05)
+        raise HttpError(504, "redrive_pending", "the re-drive was requested but not yet done")
