@@ -40,6 +40,7 @@ class ShopApp(faust.App):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # only the banner has read it so far
                 self.conf.datadir = Path(os.environ["F_DATADIR"])
+        self.conf.datadir.mkdir(parents=True, exist_ok=True)
         await super().on_first_start()
         for declare in self.declarations:
             await declare()
@@ -70,6 +71,9 @@ app = ShopApp(
         "max_write_buffer_number": 2,
     },
     producer_linger=0.002,
+    # stop promptly: handlers are idempotent and offsets are committed only for
+    # processed messages, so what is in flight is simply processed again
+    stream_wait_empty=False,
     broker_commit_every=1000,
     broker_commit_interval=1.0,
 )
