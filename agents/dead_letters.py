@@ -76,7 +76,7 @@ async def guarded(agent: str, event: EventT, handle: Handler) -> None:
 async def _bury(agent: str, event: EventT, error: BaseException, attempts: int) -> None:
     message = event.message
     letter = DeadLetter(
-        id=f"{message.topic}:{message.partition}:{message.offset}",
+        id=f"{message.topic}:{message.partition}:{message.offset}:{agent}",
         agent=agent,
         source_topic=message.topic,
         partition=message.partition,

@@ -28,6 +28,7 @@ order_service = Service(
     name="orders",
     handler=CommandHandler(ORDERS, *t.order_side, events=order_events),
     commands=order_commands,
+    own_events=order_events,
     reacts_to={
         name: orders_inbound
         for topic in (payment_events, reservation_events, shipment_events)
@@ -37,7 +38,7 @@ order_service = Service(
 
 
 @app.agent(
-    inputs(order_commands, payment_events, reservation_events, shipment_events),
+    inputs(order_commands, order_events, payment_events, reservation_events, shipment_events),
     name="orders-service",
 )
 async def run_orders(stream: Any) -> None:

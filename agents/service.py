@@ -28,6 +28,7 @@ from agents.commands import CommandHandler
 from domain.saga import Dispatch
 from models.envelope import CommandEnvelope, CommandResult, EventEnvelope
 from models.upcasting import decode_event
+from tables.read_models import fold_into
 
 log = logging.getLogger(__name__)
 
@@ -55,18 +56,16 @@ class Service:
     """Dispatch target -> command topic."""
     answer_topics: Mapping[str, str] = field(default_factory=dict)
     """Dispatch reply name -> topic name where answers go."""
-
-    def inputs(self) -> list[str]:
-        names = list(self.reacts_to)
-        if self.commands is not None:
-            names += list(self.commands.topics)
-        if self.answers is not None:
-            names.append(self.answers[0])
-        return names
+    own_events: TopicT | None = None
+    """Its own event topic, when other producers (older code, imports) append to it:
+    their events are folded into the command side's state, so commands see them."""
 
     async def process(self, topic: str, raw: bytes) -> CommandResult | None:
         """Handle one message of any of the service's inputs."""
         result: CommandResult | None
+        if self.own_events is not None and topic in self.own_events.topics:
+            fold_into(self.handler.state, self.handler.decider, decode_event(raw))
+            return None
         if self.commands is not None and topic in self.commands.topics:
             result = await self.handler.handle(raw)
         else:

@@ -9,7 +9,7 @@ from pydantic import AwareDatetime, BaseModel
 
 class DeadLetter(BaseModel):
     id: str
-    """`topic:partition:offset` of the original message: unique and stable."""
+    """`topic:partition:offset:agent`: the message and who failed on it; stable."""
     agent: str
     source_topic: str
     partition: int

@@ -68,7 +68,9 @@ class RedriveView(View):
         if row is None:
             raise HttpError(404, "not_found", f"no dead letter {letter_id}")
         if row["status"] != "dead":
-            raise HttpError(409, "already_redriven", f"{letter_id} was re-driven already", **row)
+            raise HttpError(
+                409, "already_redriven", f"{letter_id} was re-driven already", dead_letter=row
+            )
         await request_redrive(letter_id)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:

@@ -1,0 +1,196 @@
+"""Failures and evolution against the real broker: poison messages, old and future
+event versions, a flaky handler, and re-driving a dead letter."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from tests.system import System, Worker
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def flaky(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    """A system whose stock projection fails twice on every message before succeeding."""
+    shop = System(tmp_path_factory.mktemp("failures"), SHOP_FAIL_FIRST="stock-projection:2")
+    yield shop
+    shop.stop()
+
+
+@pytest.fixture(scope="module")
+def node(flaky: System) -> Worker:
+    return flaky.worker().wait_ready()
+
+
+@pytest.fixture(scope="module")
+def api(node: Worker) -> httpx.Client:
+    return httpx.Client(base_url=node.url, timeout=30.0)
+
+
+def produce(system: System, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
+    async def send() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=system.bootstrap)
+        await producer.start()
+        try:
+            for key, value in messages:
+                await producer.send_and_wait(system.topic(topic), value, key=key)
+        finally:
+            await producer.stop()
+
+    asyncio.run(send())
+
+
+def envelope(
+    event_type: str, aggregate_id: str, version: int, schema: int, **payload: Any
+) -> bytes:
+    return json.dumps(
+        {
+            "event_id": str(uuid.uuid4()),
+            "event_type": event_type,
+            "schema_version": schema,
+            "aggregate_type": "order",
+            "aggregate_id": aggregate_id,
+            "aggregate_version": version,
+            "occurred_at": "2026-11-28T10:00:00Z",
+            "correlation_id": aggregate_id,
+            "causation_id": "test",
+            "payload": payload,
+        }
+    ).encode()
+
+
+def eventually(check: Any, timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true after {timeout}s")
+        time.sleep(0.2)
+
+
+def dead_letters(api: httpx.Client, **filters: str) -> list[dict[str, Any]]:
+    response = api.get("/ops/dead-letters", params=filters)
+    assert response.status_code == 200, response.text
+    return list(response.json()["dead_letters"])
+
+
+def test_poison_messages_are_dead_lettered_and_the_partition_goes_on(
+    flaky: System, api: httpx.Client
+) -> None:
+    key = b"acc-poison"
+    bad_payload = envelope("AccountOpened", "acc-poison", 1, 1, nope=1).replace(
+        b'"aggregate_type": "order"', b'"aggregate_type": "account"'
+    )
+    future = envelope("AccountOpened", "acc-poison", 1, 9, owner="From the future")
+    produce(flaky, "accounts.events", [(key, b"\x00not json"), (key, bad_payload), (key, future)])
+    # the same partition keeps going: a real account with the same key is projected
+    opened = api.post("/accounts", json={"account_id": "acc-poison", "owner": "Pat"})
+    assert opened.status_code == 201, opened.text
+    state = eventually(
+        lambda: (
+            (r := api.get("/accounts/acc-poison", params={"min_version": 1})).status_code == 200
+            and r.json()
+        )
+    )
+    assert state["owner"] == "Pat"
+
+    letters = eventually(
+        lambda: len(found := dead_letters(api, topic=flaky.topic("accounts.events"))) >= 3 and found
+    )
+    by_type = {letter["error_type"] for letter in letters}
+    assert {"ValidationError", "UnknownSchemaVersion"} <= by_type
+    future_letter = next(x for x in letters if x["error_type"] == "UnknownSchemaVersion")
+    assert "v9 is newer than this code" in future_letter["error"]
+    assert future_letter["agent"] == "accounts-projection"
+    assert future_letter["attempts"] == 1  # a permanent error is not retried
+    filtered = dead_letters(api, error="newer than this code")
+    assert [x["id"] for x in filtered] == [future_letter["id"]]
+
+
+def test_old_order_placed_versions_are_upcast_for_projections_and_the_saga(
+    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # events written by older code are on the topic before this code starts
+    history = System(tmp_path_factory.mktemp("history"))
+    try:
+        line = {"sku": "OLD-SKU", "quantity": 1, "unit_price": "10.00"}
+        v1 = envelope(
+            "OrderPlaced", "old-v1", 1, 1, customer_id="old-customer", lines=[line], total="10.00"
+        )
+        v2 = envelope(
+            "OrderPlaced",
+            "old-v2",
+            1,
+            2,
+            customer_id="old-customer",
+            lines=[line],
+            total="9.00",
+            discount="1.00",
+        )
+        worker = history.worker().wait_ready()
+        api = httpx.Client(base_url=worker.url, timeout=30.0)
+        api.post("/accounts", json={"account_id": "old-customer", "owner": "Old"})
+        api.post("/accounts/old-customer/deposits", json={"amount": "100.00"})
+        assert api.post("/products/OLD-SKU/stock", json={"quantity": 10}).status_code == 201
+        produce(history, "orders.events", [(b"old-v1", v1), (b"old-v2", v2)])
+        for order_id in ("old-v1", "old-v2"):
+            order = eventually(
+                lambda oid=order_id: (
+                    (r := api.get(f"/orders/{oid}")).status_code == 200
+                    and r.json()["status"] == "shipped"
+                    and r.json()
+                )
+            )
+            assert order["shipping_address"] is None
+        assert api.get("/orders/old-v1").json()["discount"] == "0.00"
+        assert api.get("/orders/old-v2").json()["discount"] == "1.00"
+        balance = eventually(
+            lambda: (b := api.get("/accounts/old-customer").json())["balance"] == "81.00" and b
+        )
+        assert balance["version"] == 4  # opened, deposited, two payments
+    finally:
+        history.stop()
+
+
+def test_a_handler_that_fails_twice_then_succeeds_loses_nothing(api: httpx.Client) -> None:
+    # the stock projection fails its first two attempts at every message (SHOP_FAIL_FIRST)
+    assert api.post("/products/FLAKY/stock", json={"quantity": 3}).status_code == 201
+    assert api.post("/products/FLAKY/stock", json={"quantity": 4}).status_code == 201
+    stock = api.get("/products/FLAKY", params={"min_version": 2})
+    assert stock.status_code == 200, stock.text
+    assert stock.json()["on_hand"] == 7
+    assert not [x for x in dead_letters(api) if x["agent"] == "stock-projection"]
+
+
+def test_a_dead_letter_is_redriven_once(flaky: System, api: httpx.Client) -> None:
+    # an event type this code does not know: every consumer of the topic dead-letters it
+    bogus = envelope("OrderTeleported", "teleport-1", 1, 1)
+    produce(flaky, "orders.events", [(b"teleport-1", bogus)])
+    letter = eventually(
+        lambda: next(
+            (x for x in dead_letters(api, error="OrderTeleported") if x["status"] == "dead"), None
+        )
+    )
+    retried = api.post(f"/ops/dead-letters/{letter['id']}/retry")
+    assert retried.status_code == 200, retried.text
+    assert retried.json()["status"] == "redriven"
+    again = api.post(f"/ops/dead-letters/{letter['id']}/retry")
+    assert again.status_code == 409
+    # the cause is not fixed, so it is dead-lettered again: a new letter, at a new offset
+    letters = eventually(
+        lambda: len(found := dead_letters(api, error="OrderTeleported")) >= 2 and found
+    )
+    assert len({x["id"] for x in letters}) == len(letters)
+    assert api.post("/ops/dead-letters/nope:0:0/retry").status_code == 404
