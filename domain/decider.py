@@ -60,7 +60,7 @@ class Decider(Generic[C, E, S]):
         envelopes = []
         for index, event in enumerate(decided):
             envelope = EventEnvelope(
-                event_id=event_id_for(command.command_id, index),
+                event_id=event_id_for(self.aggregate_type, command.command_id, index),
                 event_type=type(event).event_type,  # type: ignore[attr-defined]
                 schema_version=type(event).schema_version,  # type: ignore[attr-defined]
                 aggregate_type=self.aggregate_type,

@@ -20,9 +20,10 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def event_id_for(command_id: str, index: int) -> uuid.UUID:
-    """Deterministic: the same command always yields the same event ids."""
-    return uuid.uuid5(uuid.NAMESPACE_URL, f"shop:command:{command_id}:{index}")
+def event_id_for(aggregate_type: str, command_id: str, index: int) -> uuid.UUID:
+    """Deterministic: the same command always yields the same event ids. The aggregate
+    type is part of it because one fact can cause a command in several services."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"shop:{aggregate_type}:{command_id}:{index}")
 
 
 class EventEnvelope(BaseModel):
