@@ -121,6 +121,11 @@ class Worker:
     def stop(self) -> None:
         self.kill(signal.SIGTERM)
 
+    def restart(self) -> Worker:
+        """Start again with the same name, port and data dir (after a kill or stop)."""
+        self.kill()
+        return self.start()
+
     def tail(self, lines: int = 60) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])

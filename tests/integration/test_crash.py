@@ -1,0 +1,148 @@
+"""Crash safety: SIGKILL the worker mid-run, more than once, and lose nothing.
+
+Clients retry with the same Idempotency-Key until they get a definitive
+answer, as a real client would. Afterwards every balance is what the answers
+say, every account's stream has versions 1..n without gap or repeat, and the
+read model equals a replay of the event topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import defaultdict
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from domain.accounts import ACCOUNTS
+from models.envelope import EventEnvelope
+from tests.system import System, Worker
+
+pytestmark = pytest.mark.integration
+
+ACCOUNTS_N = 20
+COMMANDS_N = 300
+
+
+async def send_until_answered(
+    client: httpx.AsyncClient, path: str, body: dict[str, Any], key: str
+) -> httpx.Response:
+    """POST with one Idempotency-Key, retrying through crashes until a definitive answer."""
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            response = await client.post(path, json=body, headers={"Idempotency-Key": key})
+            if response.status_code < 500:
+                return response
+        except httpx.HTTPError:
+            pass
+        await asyncio.sleep(0.3)
+    raise AssertionError(f"no answer for {key} within 180s")
+
+
+async def drive(worker: Worker, kills: list[float]) -> dict[str, Any]:
+    rng = random.Random(7)
+    expected: dict[str, Decimal] = defaultdict(lambda: Decimal("0.00"))
+    versions: dict[str, int] = {}
+    accepted: dict[str, int] = defaultdict(int)
+    async with httpx.AsyncClient(base_url=worker.url, timeout=15.0) as client:
+        for n in range(ACCOUNTS_N):
+            opened = await send_until_answered(
+                client, "/accounts", {"account_id": f"k{n}", "owner": f"O{n}"}, f"open-{n}"
+            )
+            assert opened.status_code == 201, opened.text
+            versions[f"k{n}"] = 1
+
+        gate = asyncio.Semaphore(8)
+        locks = {f"k{n}": asyncio.Lock() for n in range(ACCOUNTS_N)}
+
+        async def one(i: int) -> None:
+            account = f"k{rng.randrange(ACCOUNTS_N)}"
+            kind = "deposits" if rng.random() < 0.6 else "withdrawals"
+            amount = Decimal(rng.randrange(1, 5000)) / 100
+            async with gate, locks[account]:  # one client per account keeps answers ordered
+                response = await send_until_answered(
+                    client, f"/accounts/{account}/{kind}", {"amount": str(amount)}, f"cmd-{i}"
+                )
+            if response.status_code == 201:
+                expected[account] += amount if kind == "deposits" else -amount
+                versions[account] = max(versions[account], response.json()["version"])
+                accepted[account] += 1
+            else:
+                assert response.status_code == 409, response.text
+                assert response.json()["error"] == "insufficient_funds"
+
+        async def killer() -> None:
+            for at in kills:
+                await asyncio.sleep(at)
+                worker.kill()
+                await asyncio.sleep(1.0)
+                worker.start()
+
+        await asyncio.gather(killer(), *(one(i) for i in range(COMMANDS_N)))
+    return {"expected": expected, "versions": versions, "accepted": accepted}
+
+
+def read_events(system: System) -> list[EventEnvelope]:
+    async def consume() -> list[EventEnvelope]:
+        topic = system.topic("accounts.events")
+        consumer = AIOKafkaConsumer(bootstrap_servers=system.bootstrap, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            partitions = [TopicPartition(topic, p) for p in range(8)]
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            ends = await consumer.end_offsets(partitions)
+            records: list[EventEnvelope] = []
+            while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
+                batch = await consumer.getmany(timeout_ms=1000)
+                for messages in batch.values():
+                    records += [EventEnvelope.model_validate_json(m.value) for m in messages]
+            return records
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(consume())
+
+
+def test_sigkill_twice_during_a_run_loses_and_duplicates_nothing(
+    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    system = System(tmp_path_factory.mktemp("crash"))
+    try:
+        worker = system.worker().wait_ready()
+        outcome = asyncio.run(drive(worker, kills=[3.0, 6.0]))
+        worker.wait_ready()
+        api = httpx.Client(base_url=worker.url, timeout=30.0)
+        for account, balance in outcome["expected"].items():
+            version = outcome["versions"][account]
+            state = api.get(f"/accounts/{account}", params={"min_version": version})
+            assert state.status_code == 200, state.text
+            assert Decimal(state.json()["balance"]) == balance, account
+            assert state.json()["version"] == version == outcome["accepted"][account] + 1
+
+        events = read_events(system)
+        by_id: dict[str, EventEnvelope] = {}
+        for event in events:
+            kept = by_id.setdefault(str(event.event_id), event)
+            assert kept.payload == event.payload  # a re-published event is the same event
+        streams: dict[str, list[EventEnvelope]] = defaultdict(list)
+        for event in by_id.values():
+            streams[event.aggregate_id].append(event)
+        for account, stream in streams.items():
+            stream.sort(key=lambda e: e.aggregate_version)
+            assert [e.aggregate_version for e in stream] == list(range(1, len(stream) + 1))
+            replayed = ACCOUNTS.replay(account, stream)
+            model = api.get(f"/accounts/{account}").json()
+            assert (str(replayed.balance), replayed.version) == (model["balance"], model["version"])
+        print(
+            f"\n{COMMANDS_N} commands, 2 kills, {len(events)} event records, "
+            f"{len(events) - len(by_id)} re-published duplicates"
+        )
+    finally:
+        system.stop()
