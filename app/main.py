@@ -70,6 +70,8 @@ app = ShopApp(
         "write_buffer_size": settings.rocksdb_write_buffer_bytes,
         "max_write_buffer_number": 2,
     },
+    broker_session_timeout=settings.session_timeout,
+    broker_heartbeat_interval=max(1.0, settings.session_timeout / 3),
     producer_linger=0.002,
     # stop promptly: handlers are idempotent and offsets are committed only for
     # processed messages, so what is in flight is simply processed again
