@@ -170,8 +170,33 @@ async def open_account(client: Client, account_id: str, rng: random.Random) -> N
         await client.post(f"/accounts/{account_id}/deposits", {"amount": amount})
 
 
+SKUS = [f"SKU-{n:03d}" for n in range(1, 11)]
+
+
+async def stock_products(client: Client, rng: random.Random) -> None:
+    for sku in SKUS:
+        await client.post(f"/products/{sku}/stock", {"quantity": rng.randint(20, 200)})
+
+
+async def place_order(client: Client, account_id: str, rng: random.Random) -> None:
+    """An order of 1-3 lines; some are declined (funds), some short (stock), some cancelled."""
+    lines = [
+        {"sku": sku, "quantity": rng.randint(1, 3), "unit_price": random_amount(rng, 2, 60)}
+        for sku in rng.sample(SKUS, rng.randint(1, 3))
+    ]
+    order_id = f"ord-{rng.getrandbits(48):012x}"
+    status = await client.post(
+        "/orders", {"order_id": order_id, "customer_id": account_id, "lines": lines}
+    )
+    if status == 202 and rng.random() < 0.1:
+        await client.post(f"/orders/{order_id}/cancel", {"reason": "customer_request"})
+
+
 async def random_operation(client: Client, account_id: str, rng: random.Random) -> None:
-    """A deposit or a withdrawal; some withdrawals are refused for insufficient funds."""
+    """Mostly orders; else a deposit or a withdrawal (some refused for insufficient funds)."""
+    if rng.random() < 0.6:
+        await place_order(client, account_id, rng)
+        return
     if rng.random() < 0.55:
         path, amount = "deposits", random_amount(rng, 1, 200)
     else:
@@ -220,6 +245,7 @@ async def traffic(args: argparse.Namespace, stop: asyncio.Event) -> Stats:
     )
     async with aiohttp.ClientSession(timeout=timeout) as session:
         client = Client(session, args.url.rstrip("/"), stats, args.token)
+        await stock_products(client, rng)
         for account_id in ids:
             if not await paced(tasks, pacer, stop, open_account(client, account_id, rng)):
                 break
@@ -296,7 +322,7 @@ def add_traffic_parser(subparsers: Any) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="shop", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="shop", description="Tools around a running shop.")
     subparsers = parser.add_subparsers(dest="command", required=True)
     add_traffic_parser(subparsers)
     return parser

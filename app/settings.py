@@ -55,6 +55,10 @@ class Settings:
     api_token: str = field(default_factory=lambda: _env("API_TOKEN", ""))
     """When set, write endpoints need `Authorization: Bearer <token>`."""
     command_timeout: float = field(default_factory=lambda: _float("COMMAND_TIMEOUT", 10.0))
+    lag_degraded_threshold: int = field(
+        default_factory=lambda: _int("LAG_DEGRADED_THRESHOLD", 1000)
+    )
+    """Total consumer lag (messages) above which health says degraded and readiness fails."""
     min_version_wait: float = field(default_factory=lambda: _float("MIN_VERSION_WAIT", 5.0))
     max_body_bytes: int = field(default_factory=lambda: _int("MAX_BODY_BYTES", 64 * 1024))
     rocksdb_block_cache_bytes: int = field(

@@ -20,10 +20,17 @@ from models.accounts import (
     OpenAccount,
     WithdrawMoney,
 )
+from models.money import MAX_AMOUNT
 
 
 class InsufficientFunds(RuleViolated):
     code = "insufficient_funds"
+
+
+class BalanceLimitExceeded(RuleViolated):
+    """A balance is Money too: past MAX_AMOUNT the stored state could not be read back."""
+
+    code = "balance_limit_exceeded"
 
 
 def initial_state(account_id: str) -> Account:
@@ -41,6 +48,14 @@ def decide(command: AccountCommand, state: Account) -> list[AccountEvent]:
             return [AccountOpened(owner=owner)]
         case DepositMoney(amount=amount, reference=reference):
             _require_open(state)
+            if state.balance + amount > MAX_AMOUNT:
+                raise BalanceLimitExceeded(
+                    f"a balance is limited to {MAX_AMOUNT}: balance {state.balance}, "
+                    f"deposit {amount}",
+                    balance=str(state.balance),
+                    amount=str(amount),
+                    limit=str(MAX_AMOUNT),
+                )
             return [MoneyDeposited(amount=amount, reference=reference)]
         case WithdrawMoney(amount=amount, reference=reference):
             _require_open(state)

@@ -8,6 +8,7 @@ same fold from nothing, which serves temporal queries and rebuilds.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -92,8 +93,10 @@ class Decider(Generic[C, E, S]):
         try:
             typed = command_type.model_validate(command.payload)
         except ValidationError as error:
+            # as JSON: the rejection is recorded and sent as the answer, and a raw
+            # error's `ctx` can hold the exception object itself
             raise InvalidCommand(
-                "invalid command payload", errors=error.errors(include_url=False)
+                "invalid command payload", errors=json.loads(error.json(include_url=False))
             ) from None
         check_expected_version(command.expected_version, _version(state))
         return self.decide(typed, state)

@@ -24,10 +24,12 @@ def parse_money(value: Any) -> Decimal:
         raise ValueError('money must be a decimal string such as "10.00"')
     if not amount.is_finite():
         raise ValueError("money must be a finite number")
-    if amount != amount.quantize(CENT):
-        raise ValueError("money has at most two decimal places")
+    # the limit first: quantizing a huge number overflows the decimal context
+    # (decimal.InvalidOperation, which pydantic would not turn into a refusal)
     if abs(amount) > MAX_AMOUNT:
         raise ValueError(f"money is limited to {MAX_AMOUNT}")
+    if amount != amount.quantize(CENT):
+        raise ValueError("money has at most two decimal places")
     return amount.quantize(CENT)
 
 

@@ -1,4 +1,15 @@
-"""Operations endpoints: is this worker ready to serve, and what does it own."""
+"""Operations endpoints: readiness, health with consumer lag, lag, Prometheus metrics.
+
+- `GET /health`: 200 once this worker owns partitions, has recovered its tables
+  and takes commands (what start-up scripts and tests wait for); 503 before.
+- `GET /ops/health`: always 200 while the worker answers; `status` is `starting`,
+  `ok`, or `degraded` (total consumer lag above LAG_DEGRADED_THRESHOLD, or lag
+  not measurable), with the lag's total and threshold.
+- `GET /ops/ready`: the readiness probe: 200 when `/ops/health` says ok, else 503.
+- `GET /ops/lag`: the consumer group's committed and end offsets and lag per
+  topic partition, from Kafka (cached for a couple of seconds).
+- `GET /metrics`: Prometheus text format.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +17,9 @@ from typing import Any
 
 from faust.web import Request, Response, View
 
+from app import metrics
 from app.command_bus import command_bus
+from app.lag import LagUnavailable, lag_monitor
 from app.main import app
 
 
@@ -23,6 +36,16 @@ def readiness() -> dict[str, object]:
     }
 
 
+async def health() -> dict[str, Any]:
+    """readiness() and the consumer lag; `degraded` when lag is above the threshold."""
+    body: dict[str, Any] = readiness()
+    lag = await lag_monitor.health()
+    body["lag"] = lag.as_dict()
+    if body["status"] == "ok" and lag.degraded:
+        body["status"] = "degraded"
+    return body
+
+
 @app.page("/health")
 class HealthView(View):
     """200 when this worker owns partitions, has recovered its tables and takes commands."""
@@ -30,3 +53,56 @@ class HealthView(View):
     async def get(self, request: Request) -> Response:
         body = readiness()
         return self.json(body, status=200 if body["status"] == "ok" else 503)
+
+
+@app.page("/ops/health")
+class OpsHealthView(View):
+    """Always 200 while the worker answers: `status` is starting, ok or degraded."""
+
+    async def get(self, request: Request) -> Response:
+        return self.json(await health())
+
+
+@app.page("/ops/ready")
+class ReadyView(View):
+    """Readiness probe: 200 when ready and not degraded by lag, else 503."""
+
+    async def get(self, request: Request) -> Response:
+        body = await health()
+        return self.json(
+            body,
+            status=200 if body["status"] == "ok" else 503,
+            headers=None if body["status"] == "ok" else {"Retry-After": "5"},
+        )
+
+
+@app.page("/ops/lag")
+class LagView(View):
+    """The consumer group's lag per topic partition, measured from Kafka's offsets."""
+
+    async def get(self, request: Request) -> Response:
+        try:
+            report = await lag_monitor.report()
+        except LagUnavailable as error:
+            return self.json(
+                {"error": "lag_unavailable", "reason": str(error)},
+                status=503,
+                headers={"Retry-After": "2"},
+            )
+        body = report.as_dict()
+        body["threshold"] = lag_monitor.threshold
+        body["degraded"] = body["total"] > lag_monitor.threshold
+        return self.json(body)
+
+
+@app.page("/metrics")
+class MetricsView(View):
+    """Prometheus text format; refreshes the lag gauges (cached) first."""
+
+    async def get(self, request: Request) -> Response:
+        try:
+            await lag_monitor.report()
+        except LagUnavailable:
+            pass  # the gauges say so: shop_lag_degraded 1, no per-partition series
+        payload, content_type = metrics.render()
+        return self.bytes(payload, headers={"Content-Type": content_type})

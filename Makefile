@@ -1,0 +1,27 @@
+# The two commands of the README, and a few conveniences.
+.PHONY: start test lint bench broker-start broker-stop clean
+
+start:  ## broker + two workers + sample traffic; Ctrl-C stops it all
+	@scripts/start.sh
+
+test:   ## ruff, mypy and every test, against a real broker (started if none answers)
+	@scripts/test.sh
+
+lint:
+	@scripts/bootstrap.sh
+	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy
+
+bench:  ## the benchmarks (figures, not asserts)
+	@scripts/bootstrap.sh
+	@scripts/kafka.sh ensure
+	.venv/bin/python -m bench.accounts
+	.venv/bin/python -m bench.saga
+
+broker-start:
+	@scripts/kafka.sh start
+
+broker-stop:
+	@scripts/kafka.sh stop
+
+clean:  ## local data: worker tables and the local broker's log (the broker must be stopped)
+	rm -rf .data .run .kafka

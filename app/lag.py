@@ -1,0 +1,345 @@
+"""Consumer lag of the app's consumer group, measured from Kafka's offsets.
+
+For every partition of every topic the app's agents read: the group's committed
+offset (`AIOKafkaAdminClient.list_consumer_group_offsets`), the partition's end
+offset (a consumer without a group), and the difference. The numbers come from
+the broker, not from in-app counters, so they include partitions owned by other
+workers and messages no worker has fetched yet.
+
+A measurement is cached briefly (`LAG_CACHE_SECONDS`), so `/ops/lag`,
+`/ops/health` and `/metrics` stay cheap however often they are asked. A timer
+measures every few seconds and logs a warning when the total crosses
+`LAG_DEGRADED_THRESHOLD`, and an info when it is back under it: once per
+crossing, not per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from app import metrics
+from app.kafka_clients import client_options
+from app.main import app
+from app.settings import settings
+from app.topics import CATALOG
+
+log = logging.getLogger(__name__)
+
+LAG_CACHE_SECONDS = 2.0
+"""A measurement younger than this is reused."""
+LAG_CHECK_INTERVAL = 5.0
+"""Seconds between the timer's measurements (the alert log)."""
+KAFKA_TIMEOUT = 5.0
+"""Longest wait for one round of offset requests."""
+
+
+# --- arithmetic ------------------------------------------------------------------
+
+
+def partition_lag(committed: int | None, end: int, start: int = 0) -> int:
+    """Messages the group has still to process in one partition.
+
+    `committed` is the next offset the group will read (None or negative: the
+    group never committed here, so it starts at the log start `start`, as
+    faust's `auto_offset_reset="earliest"` does). A committed offset below the
+    log start (retention removed the messages) also restarts at `start`.
+    """
+    position = start if committed is None or committed < 0 else max(committed, start)
+    return max(0, end - position)
+
+
+@dataclass(frozen=True)
+class PartitionLag:
+    topic: str
+    partition: int
+    committed: int | None
+    """The group's committed offset (the next to read); None if it never committed."""
+    end: int
+    """The offset the next message written will get (the high watermark)."""
+    lag: int
+
+
+@dataclass(frozen=True)
+class LagReport:
+    group: str
+    partitions: list[PartitionLag]
+    measured_at: float = field(default_factory=time.time)
+    """Unix time of the measurement."""
+
+    @property
+    def total(self) -> int:
+        return sum(p.lag for p in self.partitions)
+
+    def by_topic(self) -> dict[str, int]:
+        topics: dict[str, int] = {}
+        for p in self.partitions:
+            topics[p.topic] = topics.get(p.topic, 0) + p.lag
+        return topics
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "group": self.group,
+            "measured_at": self.measured_at,
+            "total": self.total,
+            "topics": self.by_topic(),
+            "partitions": [
+                {
+                    "topic": p.topic,
+                    "partition": p.partition,
+                    "committed": p.committed,
+                    "end": p.end,
+                    "lag": p.lag,
+                }
+                for p in self.partitions
+            ],
+        }
+
+
+def compute(
+    group: str,
+    partitions: Iterable[TopicPartition],
+    committed: Mapping[TopicPartition, int | None],
+    ends: Mapping[TopicPartition, int],
+    starts: Mapping[TopicPartition, int] | None = None,
+    measured_at: float | None = None,
+) -> LagReport:
+    """The report for `partitions` (sorted by topic, partition) from raw offsets."""
+    starts = starts or {}
+    rows = []
+    for tp in sorted(set(partitions), key=lambda tp: (tp.topic, tp.partition)):
+        offset = committed.get(tp)
+        if offset is not None and offset < 0:
+            offset = None
+        end = ends.get(tp, 0)
+        rows.append(
+            PartitionLag(
+                tp.topic, tp.partition, offset, end, partition_lag(offset, end, starts.get(tp, 0))
+            )
+        )
+    return LagReport(group, rows, time.time() if measured_at is None else measured_at)
+
+
+def is_degraded(total: int | None, threshold: int) -> bool:
+    """Degraded when the total lag is above the threshold, or could not be measured."""
+    return total is None or total > threshold
+
+
+def crossing(was_degraded: bool, total: int | None, threshold: int) -> str | None:
+    """ "degraded" or "recovered" when this measurement crosses the threshold, else None."""
+    now = is_degraded(total, threshold)
+    if now and not was_degraded:
+        return "degraded"
+    if was_degraded and not now:
+        return "recovered"
+    return None
+
+
+# --- measuring ---------------------------------------------------------------------
+
+
+class KafkaLagReader:
+    """Reads a group's committed offsets and the end offsets with two long-lived clients."""
+
+    def __init__(self, group: str, options: Mapping[str, Any]) -> None:
+        self.group = group
+        self.options = dict(options)
+        self._admin: AIOKafkaAdminClient | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def _clients(self) -> tuple[AIOKafkaAdminClient, AIOKafkaConsumer]:
+        if self._admin is None:
+            admin = AIOKafkaAdminClient(**self.options)
+            await admin.start()
+            self._admin = admin
+        if self._consumer is None:
+            consumer = AIOKafkaConsumer(group_id=None, enable_auto_commit=False, **self.options)
+            await consumer.start()
+            self._consumer = consumer
+        return self._admin, self._consumer
+
+    async def close(self) -> None:
+        admin, consumer = self._admin, self._consumer
+        self._admin = self._consumer = None
+        if consumer is not None:
+            await consumer.stop()
+        if admin is not None:
+            await admin.close()
+
+    async def partitions(self, topics: Mapping[str, int | None]) -> list[TopicPartition]:
+        """Every partition of `topics` (name -> count, None: ask the cluster)."""
+        admin, _ = await self._clients()
+        unknown = [name for name, count in topics.items() if not count]
+        counts = {name: count for name, count in topics.items() if count}
+        if unknown:
+            for described in await admin.describe_topics(unknown):
+                if not described.get("error_code") and described.get("partitions"):
+                    counts[described["topic"]] = len(described["partitions"])
+        return [TopicPartition(name, p) for name, count in counts.items() for p in range(count)]
+
+    async def read(self, topics: Mapping[str, int | None]) -> LagReport:
+        admin, consumer = await self._clients()
+        partitions = await self.partitions(topics)
+        offsets = await admin.list_consumer_group_offsets(self.group)
+        committed: dict[TopicPartition, int | None] = {
+            tp: meta.offset for tp, meta in offsets.items() if tp.topic in topics
+        }
+        ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
+        fresh = [tp for tp in partitions if committed.get(tp) is None or committed[tp] < 0]
+        starts: dict[TopicPartition, int] = {}
+        if fresh:
+            starts = await consumer.beginning_offsets(fresh)
+        return compute(self.group, partitions, committed, ends, starts)
+
+
+@dataclass
+class Health:
+    """The lag part of the health answer."""
+
+    degraded: bool
+    threshold: int
+    total: int | None
+    measured_at: float | None = None
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "total": self.total,
+            "threshold": self.threshold,
+            "degraded": self.degraded,
+            "measured_at": self.measured_at,
+        }
+        if self.error is not None:
+            body["error"] = self.error
+        return body
+
+
+class LagMonitor:
+    """Cached lag measurements, the threshold's state, and the gauges."""
+
+    def __init__(
+        self,
+        measure: Callable[[], Awaitable[LagReport]],
+        threshold: int,
+        max_age: float = LAG_CACHE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._measure = measure
+        self.threshold = threshold
+        self.max_age = max_age
+        self._clock = clock
+        self._lock = asyncio.Lock()
+        self._last: LagReport | None = None
+        self._last_error: str | None = None
+        self._taken = float("-inf")
+        self.alerting = False
+        """Whether the last crossing logged was into the degraded state."""
+
+    async def report(self) -> LagReport:
+        """A measurement at most `max_age` old; concurrent callers share one."""
+        async with self._lock:
+            if self._clock() - self._taken >= self.max_age:
+                try:
+                    self._last = await asyncio.wait_for(self._measure(), KAFKA_TIMEOUT)
+                    self._last_error = None
+                except Exception as error:
+                    self._last, self._last_error = None, f"lag unavailable: {error!r}"
+                self._taken = self._clock()
+                self._publish()
+            if self._last is None:
+                raise LagUnavailable(self._last_error or "lag unavailable")
+            return self._last
+
+    async def health(self) -> Health:
+        try:
+            report = await self.report()
+        except LagUnavailable as error:
+            return Health(True, self.threshold, None, error=str(error))
+        return Health(
+            is_degraded(report.total, self.threshold),
+            self.threshold,
+            report.total,
+            report.measured_at,
+        )
+
+    async def check(self) -> str | None:
+        """Measure and log a crossing of the threshold (once per crossing)."""
+        health = await self.health()
+        change = crossing(self.alerting, health.total, self.threshold)
+        if change == "degraded":
+            self.alerting = True
+            if health.error is not None:
+                log.warning("consumer lag cannot be measured: %s", health.error)
+            else:
+                log.warning(
+                    "consumer lag %d is above LAG_DEGRADED_THRESHOLD %d: health is degraded",
+                    health.total,
+                    self.threshold,
+                )
+        elif change == "recovered":
+            self.alerting = False
+            log.info(
+                "consumer lag %d is back under LAG_DEGRADED_THRESHOLD %d",
+                health.total,
+                self.threshold,
+            )
+        return change
+
+    def _publish(self) -> None:
+        metrics.CONSUMER_LAG.clear()
+        if self._last is None:
+            metrics.LAG_DEGRADED.set(1)
+            return
+        for p in self._last.partitions:
+            metrics.CONSUMER_LAG.labels(topic=p.topic, partition=str(p.partition)).set(p.lag)
+        metrics.CONSUMER_LAG_TOTAL.set(self._last.total)
+        metrics.LAG_DEGRADED.set(int(is_degraded(self._last.total, self.threshold)))
+
+
+class LagUnavailable(Exception):
+    """The offsets could not be read (the broker is unreachable, or slow)."""
+
+
+# --- the app's lag -------------------------------------------------------------------
+
+
+def input_topics() -> dict[str, int | None]:
+    """Every topic an agent of this app reads -> its partition count (None if not declared)."""
+    names: set[str] = set()
+    for agent in app.agents.values():
+        names.update(getattr(agent.channel, "topics", ()) or ())
+    return {name: CATALOG[name][0] if name in CATALOG else None for name in sorted(names)}
+
+
+reader = KafkaLagReader(settings.app_id, client_options())
+
+
+async def _measure_app() -> LagReport:
+    return await reader.read(input_topics())
+
+
+lag_monitor = LagMonitor(_measure_app, settings.lag_degraded_threshold)
+
+
+class LagReaderService(faust.Service):
+    """Closes the lag reader's clients when the worker stops."""
+
+    async def on_stop(self) -> None:
+        await reader.close()
+
+
+app.service(LagReaderService())  # type: ignore[arg-type]
+
+
+@app.timer(LAG_CHECK_INTERVAL)
+async def check_lag() -> None:
+    """Alert (log) when the group's lag crosses the threshold."""
+    await lag_monitor.check()

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# `make test`: lint and type-check, then the whole test suite against a real broker.
+# A local broker is started when none answers at KAFKA_BOOTSTRAP_SERVERS (default
+# 127.0.0.1:9092), and stopped at the end only if this script started it.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+scripts/bootstrap.sh
+
+echo "== ruff"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+echo "== mypy"
+.venv/bin/mypy
+
+bootstrap="${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:9092}"
+first="${bootstrap%%,*}"
+host="${first%:*}"
+port="${first##*:}"
+started=""
+if ! (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; then
+  KAFKA_PORT="$port" scripts/kafka.sh start
+  started=1
+fi
+stop_broker() { [[ -n "$started" ]] && KAFKA_PORT="$port" scripts/kafka.sh stop || true; }
+trap stop_broker EXIT
+export KAFKA_BOOTSTRAP_SERVERS="$bootstrap"
+
+echo "== pytest (broker at $bootstrap)"
+.venv/bin/pytest -q "$@"
