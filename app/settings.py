@@ -48,7 +48,7 @@ class Settings:
         default_factory=lambda: _env("PROCESSING_GUARANTEE", "at_least_once")
     )
     standby_replicas: int = field(default_factory=lambda: _int("SHOP_STANDBY_REPLICAS", 1))
-    session_timeout: float = field(default_factory=lambda: _float("KAFKA_SESSION_TIMEOUT", 10.0))
+    session_timeout: float = field(default_factory=lambda: _float("KAFKA_SESSION_TIMEOUT", 30.0))
     """Seconds before the group gives a dead worker's partitions to the others."""
     web_bind: str = field(default_factory=lambda: _env("WEB_BIND", "127.0.0.1"))
     web_port: int = field(default_factory=lambda: _int("WEB_PORT", 6066))
