@@ -101,6 +101,13 @@ class CommandHandler:
             await self.events.send(key=event.aggregate_id, value=event.model_dump_json().encode())
             for event in result.events
         ]
+        if app.in_transaction:
+            # exactly_once: the events, the recorded state and result, and the
+            # command's offset commit in ONE transaction, so durability needs no
+            # wait; waiting would only give faust's timer-driven commit (not tied to
+            # event boundaries) a window to commit the events without the state
+            # that records them, and a crash then re-appends them
+            return
         # wait for the broker's ack: the result is recorded only for durable events
         await asyncio.gather(*pending)
 

@@ -22,6 +22,7 @@ from faust.types import EventT
 from pydantic import ValidationError
 
 from app.main import app
+from app.metrics import DEAD_LETTERS
 from app.topics import dead_letter_topic
 from models.dead_letters import DeadLetter, Redrive
 from models.envelope import utc_now
@@ -90,6 +91,7 @@ async def _bury(agent: str, event: EventT, error: BaseException, attempts: int) 
         failed_at=utc_now(),
     )
     log.error("%s: dead-lettered %s after %d attempt(s): %s", agent, letter.id, attempts, error)
+    DEAD_LETTERS.labels(agent=agent).inc()
     await (await dead_letter_topic.send(key=letter.id, value=letter.model_dump_json().encode()))
 
 

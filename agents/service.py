@@ -93,4 +93,9 @@ class Service:
                 topic = self.targets[dispatch.target]
                 value = command.model_dump_json().encode()
                 pending.append(await topic.send(key=command.aggregate_id, value=value))
+        if self.handler.events.app.in_transaction:
+            # exactly_once: these commit with the message's offset (see
+            # CommandHandler._append); waiting only widens the window in which a
+            # timer commit splits the message's outputs
+            return
         await asyncio.gather(*pending)

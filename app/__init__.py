@@ -5,11 +5,15 @@ topics, tables, agents or web views on the one faust App.
 """
 
 import agents.accounts
+import agents.analytics
 import agents.inventory
 import agents.orders
 import agents.payments
 import agents.shipping
 import web.accounts
+import web.analytics
+import web.contracts
+import web.dashboard
 import web.dead_letters
 import web.inventory
 import web.ops

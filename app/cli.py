@@ -24,6 +24,8 @@ from typing import Any
 
 import aiohttp
 
+from app.load import add_load_parser
+
 RETRY_STATUSES = frozenset({503, 504})
 MAX_ATTEMPTS = 8
 PROGRESS_EVERY = 5.0
@@ -325,6 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shop", description="Tools around a running shop.")
     subparsers = parser.add_subparsers(dest="command", required=True)
     add_traffic_parser(subparsers)
+    add_load_parser(subparsers)
     return parser
 
 

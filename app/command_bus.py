@@ -49,7 +49,17 @@ class CommandBus(faust.Service):
         instance = settings.instance_id or f"{app.conf.web_host}-{app.conf.web_port}"
         self.reply_topic = reply_topic_name(instance.replace("/", "-"))
         await _ensure_reply_topic(self.reply_topic)
-        consumer = AIOKafkaConsumer(enable_auto_commit=False, group_id=None, **client_options())
+        # Under exactly_once a handler's reply is written in the transaction of the
+        # command it answers: read_committed shows it only once the events and the
+        # recorded result are committed with it (an aborted attempt is never
+        # reported; the client's retry gets the recorded answer). Replies that are
+        # not transactional (at_least_once) are visible at once either way.
+        consumer = AIOKafkaConsumer(
+            enable_auto_commit=False,
+            group_id=None,
+            isolation_level="read_committed",
+            **client_options(),
+        )
         await consumer.start()
         partition = TopicPartition(self.reply_topic, 0)
         consumer.assign([partition])

@@ -193,11 +193,15 @@ class KafkaLagReader:
             tp: meta.offset for tp, meta in offsets.items() if tp.topic in topics
         }
         ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
-        fresh = [tp for tp in partitions if committed.get(tp) is None or committed[tp] < 0]
+        fresh = [tp for tp in partitions if _uncommitted(committed.get(tp))]
         starts: dict[TopicPartition, int] = {}
         if fresh:
             starts = await consumer.beginning_offsets(fresh)
         return compute(self.group, partitions, committed, ends, starts)
+
+
+def _uncommitted(offset: int | None) -> bool:
+    return offset is None or offset < 0
 
 
 @dataclass

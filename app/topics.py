@@ -62,6 +62,10 @@ orders_by_status_feed = _topic("orders.by-status", WEEK_MS)
 # what could not be processed, kept until re-driven; one partition, so one owner lists them
 dead_letter_topic = _topic("deadletters", FOREVER, partitions=1)
 
+# analytics: metric facts from the event topics, repartitioned on purpose to ONE
+# partition (key "all"), so one fold sees every fact and global figures are exact
+analytics_facts = _topic("analytics.facts", WEEK_MS, partitions=1)
+
 
 def inputs(*topics: TopicT) -> TopicT:
     """One stream over several co-partitioned topics: one agent sees them in order,

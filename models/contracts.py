@@ -112,8 +112,9 @@ def generate(models: Models | None = None) -> Contracts:
 
 @cache
 def current() -> Contracts:
-    """The contracts of the running code (what `GET /contracts` serves)."""
-    return generate()
+    """What `GET /contracts` serves: the models' contracts, and any older version
+    that only the doc still records."""
+    return merge(load(), generate())
 
 
 def find(contracts: Contracts, event_type: str) -> tuple[str, dict[str, Any]] | None:
@@ -264,11 +265,11 @@ def _type(schema: Mapping[str, Any]) -> str:
     if "$ref" in schema:
         return str(schema["$ref"]).rsplit("/", 1)[-1]
     if "anyOf" in schema:
-        return " | ".join(_type(s) for s in schema["anyOf"])
+        return " or ".join(_type(s) for s in schema["anyOf"])
     if "const" in schema:
         return json.dumps(schema["const"])
     if "enum" in schema:
-        return " | ".join(json.dumps(v) for v in schema["enum"])
+        return " or ".join(json.dumps(v) for v in schema["enum"])
     kind = schema.get("type", "any")
     if kind == "array":
         return f"array of {_type(schema.get('items', {}))}"

@@ -8,7 +8,7 @@ from typing import ClassVar, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from models.ids import AggregateId
-from models.money import Money, PositiveMoney
+from models.money import MAX_AMOUNT, Money, PositiveMoney
 
 AGGREGATE_TYPE = "order"
 MAX_LINES = 50
@@ -64,6 +64,8 @@ class PlaceOrder(Strict):
     def _discount_below_subtotal(self) -> PlaceOrder:
         if self.discount < 0:
             raise ValueError("discount must not be negative")
+        if subtotal(self.lines) > MAX_AMOUNT:
+            raise ValueError(f"an order's subtotal is limited to {MAX_AMOUNT}")
         if self.discount >= subtotal(self.lines):
             raise ValueError("discount must be less than the order's subtotal")
         return self

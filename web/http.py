@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from app.command_bus import CommandTimeout, command_bus
 from app.main import app
+from app.metrics import COMMAND_RESULTS
 from app.settings import settings
 from models.envelope import CommandEnvelope, CommandResult
 from models.ids import ID_PATTERN
@@ -91,7 +92,14 @@ async def read_body(request: Request, model: type[M]) -> M:
         raise HttpError(
             413, "body_too_large", f"body is limited to {settings.max_body_bytes} bytes"
         )
-    raw = await raw_request.content.read(settings.max_body_bytes + 1)
+    # read(n) returns what has arrived so far (up to n), not the whole body: loop
+    # until the end (or one byte past the limit), or a body sent in pieces is cut
+    raw = b""
+    while len(raw) <= settings.max_body_bytes:
+        chunk = await raw_request.content.read(settings.max_body_bytes + 1 - len(raw))
+        if not chunk:
+            break
+        raw += chunk
     if len(raw) > settings.max_body_bytes:
         raise HttpError(
             413, "body_too_large", f"body is limited to {settings.max_body_bytes} bytes"
@@ -166,6 +174,7 @@ async def execute(topic: Any, command: CommandEnvelope) -> CommandResult:
 def result_response(view: View, result: CommandResult, **extra: Any) -> Response:
     """A command's answer; a rejection's facts are in `details` and, where no field of
     the answer has their name, at the top level too (`balance`, `available`)."""
+    COMMAND_RESULTS.labels(command_type=result.command_type, status=str(result.status)).inc()
     body = {**result.model_dump(mode="json", exclude={"rejection"}), **extra}
     if result.rejection is not None:
         rejection = result.rejection

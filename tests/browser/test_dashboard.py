@@ -1,0 +1,140 @@
+"""The dashboard in a real headless Chromium (Debian's `chromium` + `chromium-driver`).
+
+The page loads from a worker, its charts draw, its numbers move while orders flow and,
+once the flow stops, equal the API's; it says "stale" when its worker goes away and
+recovers by itself when the worker is back. A screenshot is saved
+(DASHBOARD_SCREENSHOT, default <tmp>/dashboard.png).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from app.load import run_load
+from tests.integration.analytics_support import eventually
+from tests.system import System, Worker
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+
+if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
+    pytest.skip(
+        "needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)",
+        allow_module_level=True,
+    )
+
+from selenium import webdriver  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def system(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    shop = System(tmp_path_factory.mktemp("dashboard"), ANALYTICS_GRACE_SECONDS="600")
+    yield shop
+    shop.stop()
+
+
+@pytest.fixture(scope="module")
+def worker(system: System) -> Worker:
+    return system.worker().wait_ready(timeout=240)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
+        options.add_argument(flag)
+    options.add_argument("--window-size=1400,1000")
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+def value(browser: Any, test_id: str) -> str:
+    element = browser.find_element(By.CSS_SELECTOR, f'[data-testid="{test_id}"]')
+    return str(element.get_attribute("data-value") or "")
+
+
+def api_totals(api: httpx.Client) -> dict[str, Any]:
+    """What the tiles show, from the API: sums over the same 15 one-minute windows."""
+    windows = api.get("/analytics/summary", params={"window": "1m", "last": 14}).json()["windows"]
+    orders = sum(w["orders_placed"] for w in windows)
+    declined = sum(w["payments_declined"] for w in windows)
+    payments = declined + sum(w["payments_captured"] for w in windows)
+    return {
+        "kpi-orders": str(orders),
+        "kpi-revenue": str(sum(Decimal(w["revenue"]) for w in windows)),
+        "kpi-cancelled": str(sum(w["orders_cancelled"] for w in windows)),
+        "kpi-shipped": str(sum(w["orders_shipped"] for w in windows)),
+        "kpi-decline": f"{declined / payments:.4f}" if payments else "",
+    }
+
+
+def test_dashboard_live(worker: Worker, browser: Any, tmp_path: Path) -> None:
+    api = httpx.Client(base_url=worker.url, timeout=30)
+    browser.get(f"{worker.url}/dashboard")
+    assert "live analytics" in browser.title
+    eventually(lambda: browser.execute_script("return window.dashboard.updates") > 0, 60, 0.5)
+    # every chart drew a canvas
+    for chart in ("chart-orders", "chart-revenue", "chart-decline"):
+        assert browser.find_elements(By.CSS_SELECTOR, f'[data-testid="{chart}"] canvas')
+
+    load = threading.Thread(
+        target=lambda: asyncio.run(
+            run_load([worker.url], 300, 15.0, 30, 10, seed=3, progress=False, max_in_flight=8)
+        )
+    )
+    load.start()
+    seen: list[int] = []
+
+    def numbers_move() -> Any:
+        seen.append(int(value(browser, "kpi-orders") or 0))
+        return len(set(seen)) >= 3 or seen[-3:]
+
+    eventually(numbers_move, 120, 1.0)
+    load.join(timeout=180)
+
+    def equal_to_api() -> Any:
+        expected = api_totals(api)
+        time.sleep(1.5)  # one more push
+        shown = {key: value(browser, key) for key in expected}
+        return (shown == expected and api_totals(api) == expected) or (shown, expected)
+
+    eventually(equal_to_api, 120, 1.0)
+    top = api.get("/analytics/top-skus", params={"limit": 10}).json()["by_quantity"]
+    rows = browser.find_elements(By.CSS_SELECTOR, '[data-testid="top-skus"] tbody tr[data-sku]')
+    assert [r.get_attribute("data-sku") for r in rows] == [s["sku"] for s in top]
+    assert browser.execute_script(
+        "return window.dashboard.charts.orders.data[1].some(function (v) { return v > 0; })"
+    )
+    assert int(value(browser, "h-processed")) > 0
+    assert value(browser, "h-lag") != ""
+    assert "live" in browser.find_element(By.ID, "status").text
+
+    target = Path(os.environ.get("DASHBOARD_SCREENSHOT", str(tmp_path / "dashboard.png")))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    assert browser.save_screenshot(str(target))
+    print(f"screenshot: {target}")
+
+    # the worker goes away: the page says its figures are stale; back again: live again
+    worker.stop()
+    eventually(lambda: "stale" in browser.find_element(By.ID, "status").text, 30, 0.5)
+    assert browser.find_element(By.ID, "stale").is_displayed()
+    worker.start().wait_ready(timeout=240)
+    eventually(lambda: "live" in browser.find_element(By.ID, "status").text, 120, 1.0)
+    assert value(browser, "kpi-orders") == api_totals(api)["kpi-orders"]

@@ -1,0 +1,229 @@
+"""Operations against the real broker: consumer lag from Kafka's offsets, health that
+degrades past the lag threshold and recovers, Prometheus metrics, event contracts.
+
+The worker is frozen (SIGSTOP) while a burst of commands is written straight to
+its command topic, so the group's committed offsets fall behind the end offsets
+by a known amount; after SIGCONT it catches up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from models.envelope import CommandEnvelope
+from tests.system import System, Worker
+
+pytestmark = pytest.mark.integration
+
+THRESHOLD = 50
+BURST = 2000
+PARTITIONS = 2
+INPUT_TOPICS = (
+    "accounts.commands",
+    "accounts.events",
+    "orders.commands",
+    "orders.events",
+    "payments.events",
+    "inventory.commands",
+    "inventory.events",
+    "reservations.events",
+    "shipping.events",
+    "orders.by-customer",
+    "orders.by-status",
+    "deadletters",
+)
+"""Topics some agent reads (the answer topics too, where a service reads them)."""
+
+
+@pytest.fixture(scope="module")
+def ops_system(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    shop = System(
+        tmp_path_factory.mktemp("ops"),
+        partitions=PARTITIONS,
+        LAG_DEGRADED_THRESHOLD=str(THRESHOLD),
+    )
+    yield shop
+    shop.stop()
+
+
+@pytest.fixture(scope="module")
+def node(ops_system: System) -> Worker:
+    return ops_system.worker().wait_ready()
+
+
+@pytest.fixture(scope="module")
+def api(node: Worker) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=node.url, timeout=30.0) as client:
+        yield client
+
+
+def wait_for(
+    fetch: Callable[[], Any], done: Callable[[Any], bool], timeout: float, what: str
+) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = fetch()
+            if done(last):
+                return last
+        except httpx.HTTPError as error:
+            last = repr(error)
+        time.sleep(0.2)
+    raise AssertionError(f"{what} not seen within {timeout}s; last: {last}")
+
+
+def open_accounts(system: System, count: int) -> None:
+    """`count` OpenAccount commands written straight to the command topic (no replies)."""
+
+    async def send() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=system.bootstrap, linger_ms=5)
+        await producer.start()
+        try:
+            pending = []
+            for n in range(count):
+                command = CommandEnvelope(
+                    command_id=str(uuid.uuid4()),
+                    command_type="OpenAccount",
+                    aggregate_id=f"burst{n}",
+                    payload={"owner": f"Burst {n}"},
+                    correlation_id=f"burst-{n}",
+                )
+                pending.append(
+                    await producer.send(
+                        system.topic("accounts.commands"),
+                        command.model_dump_json().encode(),
+                        key=command.aggregate_id.encode(),
+                    )
+                )
+            await asyncio.gather(*pending)
+        finally:
+            await producer.stop()
+
+    asyncio.run(send())
+
+
+def metric_values(text: str, name: str) -> dict[str, float]:
+    """label string -> value for every sample of `name`."""
+    pattern = re.compile(rf"^{re.escape(name)}(\{{[^}}]*\}})? (\S+)$", re.MULTILINE)
+    return {labels or "": float(value) for labels, value in pattern.findall(text)}
+
+
+def test_lag_lists_every_input_partition(ops_system: System, api: httpx.Client) -> None:
+    response = api.get("/ops/lag")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["group"] == ops_system.id
+    assert body["threshold"] == THRESHOLD
+    seen = {(p["topic"], p["partition"]) for p in body["partitions"]}
+    for name in INPUT_TOPICS:
+        for partition in range(1 if name == "deadletters" else PARTITIONS):
+            assert (ops_system.topic(name), partition) in seen, (name, partition)
+    for row in body["partitions"]:
+        assert row["lag"] >= 0 and row["end"] >= 0
+        assert row["committed"] is None or row["committed"] >= 0
+    assert body["total"] == sum(p["lag"] for p in body["partitions"])
+
+
+def test_metrics_count_processed_events_and_answers(api: httpx.Client) -> None:
+    opened = api.post("/accounts", json={"account_id": "m1", "owner": "Metrics"})
+    assert opened.status_code == 201, opened.text
+    assert api.post("/accounts/m1/deposits", json={"amount": "10.00"}).status_code == 201
+    refused = api.post("/accounts/m1/withdrawals", json={"amount": "99.00"})
+    assert refused.status_code == 409, refused.text
+    assert api.get("/accounts/m1", params={"min_version": 2}).status_code == 200
+
+    response = api.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    text = response.text
+    for name in (
+        "shop_events_processed_total",
+        "shop_event_handling_seconds_bucket",
+        "shop_dead_letters_total",
+        "shop_command_results_total",
+        "shop_consumer_lag",
+        "shop_consumer_lag_total_messages",
+        "shop_lag_degraded",
+        "shop_table_keys_estimate",
+    ):
+        assert f"# TYPE {name.removesuffix('_bucket').removesuffix('_total')}" in text, name
+    processed = metric_values(text, "shop_events_processed_total")
+    assert processed.get('{agent="accounts-service"}', 0) >= 3, processed
+    assert processed.get('{agent="accounts-projection"}', 0) >= 2, processed
+    answers = metric_values(text, "shop_command_results_total")
+    assert answers.get('{command_type="OpenAccount",status="201"}', 0) >= 1, answers
+    assert answers.get('{command_type="WithdrawMoney",status="409"}', 0) >= 1, answers
+    lag = metric_values(text, "shop_consumer_lag")
+    assert len(lag) >= len(INPUT_TOPICS) and all(v >= 0 for v in lag.values()), lag
+    sizes = metric_values(text, "shop_table_keys_estimate")
+    assert any("account-state" in labels for labels in sizes), sizes
+
+
+def test_health_degrades_under_lag_and_recovers(
+    ops_system: System, node: Worker, api: httpx.Client
+) -> None:
+    wait_for(lambda: api.get("/ops/health").json(), lambda b: b["status"] == "ok", 60, "ok")
+    assert api.get("/ops/ready").status_code == 200
+    assert node.process is not None
+    node.process.send_signal(signal.SIGSTOP)
+    try:
+        open_accounts(ops_system, BURST)
+    finally:
+        node.process.send_signal(signal.SIGCONT)
+
+    def probe() -> tuple[dict[str, Any], int]:
+        return api.get("/ops/health").json(), api.get("/ops/ready").status_code
+
+    degraded, _ = wait_for(
+        probe, lambda r: r[0]["status"] == "degraded" and r[1] == 503, 60, "degraded health"
+    )
+    assert degraded["lag"]["total"] > THRESHOLD
+    assert degraded["lag"]["threshold"] == THRESHOLD
+    assert degraded["lag"]["degraded"] is True
+
+    recovered = wait_for(
+        lambda: api.get("/ops/health").json(), lambda b: b["status"] == "ok", 180, "recovery"
+    )
+    assert recovered["lag"]["total"] <= THRESHOLD
+    assert api.get("/ops/ready").status_code == 200
+    assert api.get("/health").status_code == 200
+    # the timer logs each crossing once (it measures every few seconds)
+    log = wait_for(
+        lambda: node.log_path.read_text(errors="replace"),
+        lambda text: f"is back under LAG_DEGRADED_THRESHOLD {THRESHOLD}" in text,
+        30,
+        "the recovery log line",
+    )
+    assert log.count(f"is above LAG_DEGRADED_THRESHOLD {THRESHOLD}") == 1
+    # every burst command was processed, and counted
+    processed = metric_values(api.get("/metrics").text, "shop_events_processed_total")
+    assert processed.get('{agent="accounts-service"}', 0) >= BURST
+
+
+def test_contracts_list_order_placed_versions(api: httpx.Client) -> None:
+    index = api.get("/contracts")
+    assert index.status_code == 200
+    rows = {row["event_type"]: row for row in index.json()["events"]}
+    assert rows["OrderPlaced"]["versions"] == [1, 2, 3]
+    assert rows["OrderPlaced"]["current_version"] == 3
+    assert rows["MoneyDeposited"]["context"] == "accounts"
+    one = api.get("/contracts/OrderPlaced")
+    assert one.status_code == 200
+    versions = one.json()["versions"]
+    assert set(versions) == {"1", "2", "3"}
+    assert "discount" not in versions["1"]["properties"]
+    assert "shipping_address" in versions["3"]["properties"]
+    missing = api.get("/contracts/NoSuchEvent")
+    assert missing.status_code == 404
+    assert missing.json()["error"] == "unknown_event_type"

@@ -1,0 +1,273 @@
+"""Analytics endpoints: windowed figures, top SKUs, a live snapshot and its SSE stream.
+
+    GET /analytics/summary?window=1m|10s&last=N[&until=<epoch ms|ISO time>]
+    GET /analytics/top-skus?window=5m&limit=10[&until=...]
+    GET /analytics/live       everything the dashboard shows, in one answer
+    GET /analytics/stream     Server-Sent Events: the live snapshot every second
+
+All figures live in one single-partition table, so every read is served by
+its owner: any worker forwards the request there (`owner_route`).
+
+Why Server-Sent Events for the push: the data flows one way (server to
+browser); SSE is plain HTTP (a long `text/event-stream` response) that any
+proxy passes, the browser's `EventSource` reconnects by itself (with the
+`retry:` we send) when a worker restarts, and it needs no library on either
+side. WebSockets would add a bidirectional protocol we do not need.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from datetime import datetime
+from typing import Any, cast
+
+from aiohttp import ClientError, ClientTimeout, web
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
+from faust.web import Request, Response, View
+from yarl import URL
+
+from agents.analytics import folded_per_second
+from app.kafka_clients import client_options
+from app.main import app
+from app.settings import settings
+from domain.analytics import label
+from tables import analytics as t
+from web.http import HttpError, handles_errors, owner_route
+
+log = logging.getLogger(__name__)
+
+MAX_LAST = 360
+MAX_LIMIT = 100
+LIVE_WINDOWS = 30
+"""The live view: the current 10-second window and the 29 before it (5 minutes)."""
+MAIN_WINDOWS = 15
+MAX_STREAMS = 64
+STREAM_INTERVAL = 1.0
+
+
+def _invalid(field: str, reason: str) -> HttpError:
+    return HttpError(
+        422,
+        "invalid_request",
+        f"invalid fields: {field}",
+        fields=[{"field": field, "reason": reason}],
+    )
+
+
+def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise _invalid(name, f"an integer from {low} to {high}")
+    return int(raw)
+
+
+def _until(request: Request, now_ms: int) -> int:
+    raw = request.query.get("until")
+    if raw is None or raw == "":
+        return now_ms
+    if raw.isdigit() and len(raw) <= 15:
+        return int(raw)
+    try:
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise _invalid("until", "epoch milliseconds or an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        raise _invalid("until", "an ISO 8601 time needs its UTC offset")
+    return int(moment.timestamp() * 1000)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@app.page("/analytics/summary")
+class SummaryView(View):
+    @handles_errors
+    @owner_route(t.analytics, exact=t.ROUTE_KEY)
+    async def get(self, request: Request) -> Response:
+        """The last N closed windows and the current one, oldest first."""
+        families = t.families()
+        family = request.query.get("window", label(t.config.window))
+        if family not in families:
+            raise _invalid("window", f"one of {', '.join(families)}")
+        last = _int_param(request, "last", 10, 0, MAX_LAST)
+        now = _now_ms()
+        return self.json(t.summary(family, last, _until(request, now), now))
+
+
+@app.page("/analytics/top-skus")
+class TopSkusView(View):
+    @handles_errors
+    @owner_route(t.analytics, exact=t.ROUTE_KEY)
+    async def get(self, request: Request) -> Response:
+        """Top SKUs by quantity and by revenue over the hopping window ending soonest."""
+        family = request.query.get("window", t.config.hop_label)
+        if family != t.config.hop_label:
+            raise _invalid("window", f"{t.config.hop_label} (the hopping window)")
+        limit = _int_param(request, "limit", 10, 1, MAX_LIMIT)
+        return self.json(t.top(limit, _until(request, _now_ms())))
+
+
+# --- pipeline health ---------------------------------------------------------------------
+
+
+class LagProbe:
+    """The consumer group's lag per topic (end offset - committed), measured from Kafka."""
+
+    TTL = 2.0
+
+    def __init__(self) -> None:
+        self.admin: AIOKafkaAdminClient | None = None
+        self.consumer: AIOKafkaConsumer | None = None
+        self.cached: dict[str, Any] = {}
+        self.measured = 0.0
+        self.lock = asyncio.Lock()
+
+    async def lag(self) -> dict[str, Any]:
+        async with self.lock:
+            if time.monotonic() - self.measured > self.TTL:
+                try:
+                    self.cached = await asyncio.wait_for(self._measure(), 3.0)
+                except Exception as error:  # report it; the dashboard shows it
+                    await self.close()
+                    self.cached = {"error": f"{type(error).__name__}: {error}"[:200]}
+                self.measured = time.monotonic()
+            return self.cached
+
+    async def _measure(self) -> dict[str, Any]:
+        if self.admin is None:
+            self.admin = AIOKafkaAdminClient(**client_options())
+            await self.admin.start()
+        if self.consumer is None:
+            self.consumer = AIOKafkaConsumer(**client_options(), enable_auto_commit=False)
+            await self.consumer.start()
+        committed = await self.admin.list_consumer_group_offsets(app.conf.id)
+        partitions = [tp for tp in committed if tp.topic.startswith(settings.topic_prefix)]
+        ends = await self.consumer.end_offsets(partitions) if partitions else {}
+        by_topic: dict[str, int] = {}
+        for tp in partitions:
+            behind = max(0, ends.get(tp, 0) - committed[tp].offset)
+            name = tp.topic[len(settings.topic_prefix) :]
+            by_topic[name] = by_topic.get(name, 0) + behind
+        return {"total": sum(by_topic.values()), "by_topic": dict(sorted(by_topic.items()))}
+
+    async def close(self) -> None:
+        admin, consumer = self.admin, self.consumer
+        self.admin = self.consumer = None
+        if admin is not None:
+            with contextlib.suppress(Exception):
+                await admin.close()
+        if consumer is not None:
+            with contextlib.suppress(Exception):
+                await consumer.stop()
+
+
+lag_probe = LagProbe()
+
+
+async def local_snapshot() -> dict[str, Any]:
+    """What the dashboard shows; only meaningful on the owner of the analytics partition."""
+    now = _now_ms()
+    live, main = label(t.config.live_window), label(t.config.window)
+    info = t.meta()
+    return {
+        "server_time_ms": now,
+        "live": t.summary(live, LIVE_WINDOWS - 1, now, now),
+        "main": t.summary(main, MAIN_WINDOWS - 1, now, now),
+        "top": t.top(10, now),
+        "health": {
+            "facts_per_second": folded_per_second(),
+            "facts_processed": info["processed"],
+            "duplicates_ignored": info["duplicates"],
+            "late": info["late"],
+            "late_events": info["late_events"],
+            "watermark_ms": info["watermark"],
+            "lag": await lag_probe.lag(),
+            "served_by": str(app.conf.canonical_url),
+        },
+    }
+
+
+@app.page("/analytics/live")
+class LiveView(View):
+    @handles_errors
+    @owner_route(t.analytics, exact=t.ROUTE_KEY)
+    async def get(self, request: Request) -> Response:
+        return self.json(await local_snapshot())
+
+
+class Unavailable(Exception):
+    pass
+
+
+def _same_node(url: URL) -> bool:
+    own = URL(str(app.conf.canonical_url))
+    return (url.host, url.port) == (own.host, own.port)
+
+
+async def snapshot_anywhere() -> dict[str, Any]:
+    """The live snapshot, computed here when this worker owns the figures, else fetched."""
+    if getattr(app, "in_recovery", False) or not app.producer.started:
+        raise Unavailable("this worker is recovering its tables")
+    try:
+        owner = app.router.key_store(t.analytics.name, t.ROUTE_KEY.encode())
+    except KeyError:
+        raise Unavailable("the owner of the analytics is not known yet") from None
+    if _same_node(owner):
+        return await local_snapshot()
+    try:
+        async with app.http_client.get(
+            owner.with_path("/analytics/live"), timeout=ClientTimeout(total=3.0)
+        ) as response:
+            if response.status != 200:
+                raise Unavailable(f"the owner answered {response.status}")
+            return cast(dict[str, Any], await response.json())
+    except (ClientError, TimeoutError) as error:
+        raise Unavailable(f"the owner is not reachable ({error!r})") from None
+
+
+_streams = {"open": 0}
+
+
+@app.page("/analytics/stream")
+class StreamView(View):
+    async def get(self, request: Request) -> Any:
+        """`event: figures` with the live snapshot each second; `event: unavailable` while
+        no figures can be had (the client shows its data as stale)."""
+        if _streams["open"] >= MAX_STREAMS:
+            return self.json(
+                {"error": "too_many_streams", "reason": "too many open streams"}, status=503
+            )
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream",
+                "Cache-Control": "no-cache",
+                "X-Accel-Buffering": "no",
+            }
+        )
+        raw = cast(web.Request, request)
+        await response.prepare(raw)
+        _streams["open"] += 1
+        try:
+            await response.write(b"retry: 1000\n\n")
+            while True:
+                try:
+                    body = json.dumps(await snapshot_anywhere(), separators=(",", ":"))
+                    message = f"event: figures\ndata: {body}\n\n"
+                except Unavailable as why:
+                    reason = json.dumps({"reason": str(why), "server_time_ms": _now_ms()})
+                    message = f"event: unavailable\ndata: {reason}\n\n"
+                await response.write(message.encode())
+                await asyncio.sleep(STREAM_INTERVAL)
+        except ConnectionError:  # the browser went away
+            pass
+        finally:
+            _streams["open"] -= 1
+        return response

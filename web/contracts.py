@@ -1,0 +1,43 @@
+"""Event contracts over HTTP: every event type's JSON Schema, per schema version.
+
+- `GET /contracts`: one row per event type (context, topic, current version,
+  versions) and the envelope's schema.
+- `GET /contracts/{event_type}`: that event type's schema for every version.
+"""
+
+from __future__ import annotations
+
+from faust.web import Request, Response, View
+
+from app.main import app
+from models.contracts import current, find, index
+from web.http import HttpError, handles_errors
+
+
+@app.page("/contracts")
+class ContractsView(View):
+    async def get(self, request: Request) -> Response:
+        contracts = current()
+        return self.json({"events": index(contracts), "envelope": contracts["envelope"]})
+
+
+@app.page("/contracts/{event_type}")
+class ContractView(View):
+    @handles_errors
+    async def get(self, request: Request, event_type: str) -> Response:
+        contracts = current()
+        found = find(contracts, event_type)
+        if found is None:
+            raise HttpError(
+                404, "unknown_event_type", f"no event type {event_type!r}", event_type=event_type
+            )
+        context, event = found
+        return self.json(
+            {
+                "event_type": event_type,
+                "context": context,
+                "topic": contracts["contexts"][context]["topic"],
+                "current_version": event["current_version"],
+                "versions": event["versions"],
+            }
+        )
