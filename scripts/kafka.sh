@@ -12,7 +12,7 @@
 #   KAFKA_CONTROLLER_PORT  KRaft controller port (default 9093)
 #   KAFKA_DATA_DIR         logs, config, pid (default .kafka/<KAFKA_PORT>)
 #   KAFKA_CACHE_DIR        the resolved jars (default ~/.cache/shop-kafka/<version>)
-#   KAFKA_HEAP_OPTS        JVM heap (default -Xms256m -Xmx512m)
+#   KAFKA_HEAP_OPTS        JVM heap (default -Xms512m -Xmx2g: many partitions need it)
 #   KAFKA_START_TIMEOUT    seconds to wait for the broker to answer (default 90)
 set -euo pipefail
 
@@ -25,7 +25,7 @@ port="${KAFKA_PORT:-9092}"
 controller_port="${KAFKA_CONTROLLER_PORT:-9093}"
 data_dir="${KAFKA_DATA_DIR:-$root/.kafka/$port}"
 cache_dir="${KAFKA_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/shop-kafka/$version}"
-heap="${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}"
+heap="${KAFKA_HEAP_OPTS:--Xms512m -Xmx2g}"
 timeout_s="${KAFKA_START_TIMEOUT:-90}"
 pid_file="$data_dir/broker.pid"
 log_file="$data_dir/broker.log"
