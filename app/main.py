@@ -74,7 +74,7 @@ class SourcePartitionTransactions(TransactionManager):
     async def commit(self, offsets, start_new_transaction=True):  # type: ignore[no-untyped-def]
         # table writes wait in faust's send buffer: publish them into their
         # transactions first, or they would be committed with the NEXT offsets
-        await self.producer.buffer.flush()  # type: ignore[attr-defined]
+        await self.producer.buffer.flush()
         return await super().commit(offsets, start_new_transaction=start_new_transaction)
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import os
 import platform
 import random
@@ -54,7 +55,10 @@ from domain.accounts import ACCOUNTS as ACCOUNT_DECIDER
 from models.accounts import AccountOpened, MoneyDeposited, MoneyWithdrawn
 from models.envelope import EventEnvelope
 from models.upcasting import decode_event
-from tests.system import System, Worker
+from tests.system import System, Worker, bootstrap_servers, reachable
+
+BROKER_WAIT = 180.0
+"""Seconds to wait for a shared broker that is restarting before starting one's own."""
 
 CATCH_UP_TIMEOUT = 900.0
 """Seconds the projection may take to fold everything before the bench gives up."""
@@ -128,7 +132,7 @@ async def partitions_of(bootstrap: str, topic: str) -> list[TopicPartition]:
             found = consumer.partitions_for_topic(topic)
             if found:
                 return [TopicPartition(topic, p) for p in sorted(found)]
-            await consumer._client.force_metadata_update()  # noqa: SLF001
+            await consumer._client.force_metadata_update()
             await asyncio.sleep(0.2)
         raise RuntimeError(f"topic {topic} not found")
     finally:
@@ -193,6 +197,15 @@ async def produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]
 # --- 1. the projection ---------------------------------------------------------------
 
 
+def run_queue_seconds(pid: int) -> float:
+    """Seconds the process's threads spent runnable but waiting for a CPU (schedstat)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            total += int((task / "schedstat").read_text().split()[1])
+    return total / 1e9
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -206,6 +219,7 @@ class ProjectionRun:
     first_commit_s: float
     steady_rate: float
     worker_cpu_s: float
+    worker_wait_s: float
 
 
 async def projection(
@@ -224,6 +238,7 @@ async def projection(
     try:
         base = await committed()
         cpu_before = cpu_seconds(worker.process.pid)
+        wait_before = run_queue_seconds(worker.process.pid)
         started = time.perf_counter()
         producing = asyncio.create_task(produce(system.bootstrap, topic, records))
         target: int | None = None
@@ -249,6 +264,7 @@ async def projection(
             await asyncio.sleep(0.1)
         caught_up = time.perf_counter() - started
         cpu = cpu_seconds(worker.process.pid) - cpu_before
+        waited = run_queue_seconds(worker.process.pid) - wait_before
         produce_s = producing.result()
     finally:
         await admin.close()
@@ -256,7 +272,7 @@ async def projection(
     first_t, first_c = moved[0]
     last_t, last_c = samples[-1]
     steady = (last_c - first_c) / (last_t - first_t) if last_t > first_t else float("nan")
-    return ProjectionRun(produce_s, caught_up, first_t - started, steady, cpu)
+    return ProjectionRun(produce_s, caught_up, first_t - started, steady, cpu, waited)
 
 
 async def verify(url: str, expected: dict[str, Expected], concurrency: int = 16) -> list[str]:
@@ -395,8 +411,19 @@ def start_profile(pid: int, path: Path) -> subprocess.Popen[bytes] | None:
         print("(py-spy not found: no profile)")
         return None
     return subprocess.Popen(
-        [spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "200",
-         "--nonblocking", "--output", str(path)],
+        [
+            spy,
+            "record",
+            "--pid",
+            str(pid),
+            "--format",
+            "raw",
+            "--rate",
+            "200",
+            "--nonblocking",
+            "--output",
+            str(path),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -413,32 +440,43 @@ def stop_profile(spy: subprocess.Popen[bytes] | None) -> None:
         spy.wait()
 
 
-def summarize_profile(path: Path, top: int = 25) -> None:
-    """Inclusive share of samples per function, from py-spy's collapsed stacks."""
+def summarize_profile(path: Path, top: int = 14) -> None:
+    """Where the worker's samples went, from py-spy's collapsed stacks."""
     if not path.exists():
         print(f"(no profile written to {path})")
         return
-    inclusive: collections.Counter[str] = collections.Counter()
-    own: collections.Counter[str] = collections.Counter()
     total = 0
-    for line in path.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
+    callbacks: collections.Counter[str] = collections.Counter()
+    handler: collections.Counter[str] = collections.Counter()
+    own: collections.Counter[str] = collections.Counter()
+    for row in path.read_text().splitlines():
+        stack, _, count = row.rpartition(" ")
         if not stack:
             continue
         n = int(count)
         total += n
-        frames = [f.split(" (")[0] + " (" + f.split(" (")[-1].split(":")[0].rsplit("/", 1)[-1]
-                  + ")" for f in stack.split(";")]
-        for name in set(frames):
-            inclusive[name] += n
-        own[frames[-1]] += n
-    print(f"\nworker profile during the projection ({total} samples, py-spy, {path}):")
-    print(f"  {'inclusive':>9}  {'self':>6}  function")
-    for name, n in inclusive.most_common(top * 3)[:top]:
-        print(f"  {100 * n / total:8.1f}%  {100 * own[name] / total:5.1f}%  {name}")
+        names = [frame.split(" (")[0] for frame in stack.split(";")]
+        own[names[-1]] += n
+        if names[0] == "Thread._bootstrap":
+            callbacks["(faust's consumer thread) " + names[-1]] += n
+        elif "Handle._run" in names:
+            i = names.index("Handle._run")
+            callbacks[" > ".join(names[i + 1 : i + 4])] += n
+        else:
+            callbacks["(event loop itself) " + names[-1]] += n
+        if "fold_account_event" in names:
+            i = names.index("fold_account_event")
+            handler[" > ".join(names[i + 1 : i + 4]) or "fold_account_event"] += n
+    print(f"\nworker profile during the projection: {total} py-spy samples ({path})")
+    print("  what the main event loop ran (callback > 2 frames below it):")
+    for name, n in callbacks.most_common(top):
+        print(f"    {100 * n / total:5.1f}%  {name}")
+    print("  inside the handler (fold_account_event > ...):")
+    for name, n in handler.most_common(top):
+        print(f"    {100 * n / total:5.1f}%  {name}")
     print("  top self time:")
-    for name, n in own.most_common(12):
-        print(f"  {'':>9}  {100 * n / total:5.1f}%  {name}")
+    for name, n in own.most_common(top):
+        print(f"    {100 * n / total:5.1f}%  {name}")
 
 
 # --- the run --------------------------------------------------------------------------------
@@ -453,14 +491,22 @@ def machine_facts(args: argparse.Namespace) -> None:
     import faust
     import pydantic
 
+    guarantee = os.environ.get("PROCESSING_GUARANTEE") or "at_least_once"
+    store = os.environ.get("SHOP_STORE") or "rocksdb://"
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    print(f"machine: {os.cpu_count()} cores (nproc {len(os.sched_getaffinity(0))}), "
-          f"load avg {load}, {platform.machine()}, Linux {platform.release()}")
-    print(f"python {platform.python_version()}; faust-streaming {faust.__version__}, "
-          f"aiokafka {aiokafka.__version__}, pydantic {pydantic.VERSION}")
-    print(f"settings: events={args.events} accounts={args.accounts} commands={args.commands} "
-          f"concurrency={args.concurrency} sequential={args.sequential}; 1 worker, "
-          f"8 partitions, at_least_once, rocksdb, standby 0, commit every 1 s / 1000 msgs")
+    print(
+        f"machine: {os.cpu_count()} cores (nproc {len(os.sched_getaffinity(0))}), "
+        f"load avg {load}, {platform.machine()}, Linux {platform.release()}"
+    )
+    print(
+        f"python {platform.python_version()}; faust-streaming {faust.__version__}, "
+        f"aiokafka {aiokafka.__version__}, pydantic {pydantic.VERSION}"
+    )
+    print(
+        f"settings: events={args.events} accounts={args.accounts} commands={args.commands} "
+        f"concurrency={args.concurrency} sequential={args.sequential}; 1 worker, "
+        f"8 partitions, {guarantee}, store {store}, standby replicas 0"
+    )
 
 
 async def main_async(args: argparse.Namespace, system: System, worker: Worker) -> None:
@@ -469,13 +515,16 @@ async def main_async(args: argparse.Namespace, system: System, worker: Worker) -
     t0 = time.perf_counter()
     work = make_events(args.events, args.accounts, run)
     kinds = ", ".join(f"{k} {v}" for k, v in sorted(work.counts.items()))
-    print(f"generated {len(work.records)} events in {time.perf_counter() - t0:.1f}s ({kinds}), "
-          f"{sum(len(v) for _, v in work.records) / len(work.records):.0f} B each")
+    print(
+        f"generated {len(work.records)} events in {time.perf_counter() - t0:.1f}s ({kinds}), "
+        f"{sum(len(v) for _, v in work.records) / len(work.records):.0f} B each"
+    )
     n = len(work.records)
 
     changelog_before = await changelog_ends(system.bootstrap, system.id)
-    profile_path = Path(args.profile).resolve() if args.profile else None
-    spy = start_profile(worker.process.pid, profile_path) if profile_path else None  # type: ignore[union-attr]
+    assert worker.process is not None
+    profile_path: Path | None = args.profile
+    spy = start_profile(worker.process.pid, profile_path) if profile_path else None
     try:
         proj = await projection(system, worker, topic, work.records)
     finally:
@@ -490,32 +539,62 @@ async def main_async(args: argparse.Namespace, system: System, worker: Worker) -
 
     print("\n1. projection vs the ceiling (same N records, same topic, one run)")
     print(f"  {'':<46} {'events/s':>16}  notes")
-    line("produce (aiokafka, acks=all)", f"{n / proj.produce_s:,.0f}",
-         f"{proj.produce_s:.2f} s for {n}")
-    line("raw consumer: read only", f"{n / raw_s:,.0f}",
-         f"{raw_s:.2f} s, CPU {1e6 * raw_cpu / n:.1f} µs/event")
-    line("raw consumer: read + EventEnvelope decode", f"{n / env_s:,.0f}",
-         f"{env_s:.2f} s, CPU {1e6 * env_cpu / n:.1f} µs/event  <- the ceiling")
-    line("raw consumer: read + decode_event + fold (dict)", f"{n / fold_s:,.0f}",
-         f"{fold_s:.2f} s, CPU {1e6 * fold_cpu / n:.1f} µs/event  (pure work, no table)")
-    line("system: produce start -> all committed", f"{n / proj.caught_up_s:,.0f}",
-         f"{proj.caught_up_s:.2f} s (first commit after {proj.first_commit_s:.2f} s)")
+    line(
+        "produce (aiokafka, acks=all)",
+        f"{n / proj.produce_s:,.0f}",
+        f"{proj.produce_s:.2f} s for {n}",
+    )
+    line(
+        "raw consumer: read only",
+        f"{n / raw_s:,.0f}",
+        f"{raw_s:.2f} s, CPU {1e6 * raw_cpu / n:.1f} µs/event",
+    )
+    line(
+        "raw consumer: read + EventEnvelope decode",
+        f"{n / env_s:,.0f}",
+        f"{env_s:.2f} s, CPU {1e6 * env_cpu / n:.1f} µs/event  <- the ceiling",
+    )
+    line(
+        "raw consumer: read + decode_event + fold (dict)",
+        f"{n / fold_s:,.0f}",
+        f"{fold_s:.2f} s, CPU {1e6 * fold_cpu / n:.1f} µs/event  (pure work, no table)",
+    )
+    line(
+        "system: produce start -> all committed",
+        f"{n / proj.caught_up_s:,.0f}",
+        f"{proj.caught_up_s:.2f} s (first commit after {proj.first_commit_s:.2f} s)",
+    )
     line("system: steady (first -> last commit)", f"{proj.steady_rate:,.0f}", "")
-    line("system: worker CPU per event", f"{1e6 * proj.worker_cpu_s / n:.0f} µs",
-         f"{proj.worker_cpu_s:.1f} CPU s over {proj.caught_up_s:.1f} s wall "
-         f"= {100 * proj.worker_cpu_s / proj.caught_up_s:.0f}% of a core")
-    line("ratio system / ceiling (events/s)", f"{env_s / proj.caught_up_s:.3f}",
-         f"the ceiling is {proj.caught_up_s / env_s:.1f}x faster")
+    line(
+        "system: worker CPU per event",
+        f"{1e6 * proj.worker_cpu_s / n:.0f} µs",
+        f"{proj.worker_cpu_s:.1f} CPU s over {proj.caught_up_s:.1f} s wall "
+        f"= {100 * proj.worker_cpu_s / proj.caught_up_s:.0f}% of a core",
+    )
+    line(
+        "system: worker waiting for a CPU (run queue)",
+        f"{proj.worker_wait_s:.1f} s",
+        "all threads; the rest of the wall time it was idle (awaiting I/O)",
+    )
+    line(
+        "ratio system / ceiling (events/s)",
+        f"{env_s / proj.caught_up_s:.3f}",
+        f"the ceiling is {proj.caught_up_s / env_s:.1f}x faster",
+    )
     line("ratio system / raw read", f"{raw_s / proj.caught_up_s:.3f}", "")
     line("ratio system / pure fold", f"{fold_s / proj.caught_up_s:.3f}", "")
-    line("CPU ratio worker / ceiling per event", f"{proj.worker_cpu_s / max(env_cpu, 1e-9):.1f}x",
-         "")
+    line(
+        "CPU ratio worker / ceiling per event", f"{proj.worker_cpu_s / max(env_cpu, 1e-9):.1f}x", ""
+    )
     print("  changelog records written during the projection:")
     for name in sorted(changelog_after):
         written = changelog_after[name] - changelog_before.get(name, 0)
         if written:
-            line(f"  {name.removeprefix(system.id + '-')}", f"{written:,}",
-                 f"{written / n:.2f} per event")
+            line(
+                f"  {name.removeprefix(system.id + '-')}",
+                f"{written:,}",
+                f"{written / n:.2f} per event",
+            )
     total_changelog = sum(changelog_after.values()) - sum(changelog_before.values())
     line("  all changelogs", f"{total_changelog:,}", f"{total_changelog / n:.2f} per event")
     verdict = "all match" if not problems else f"{len(problems)} MISMATCH(ES)"
@@ -523,21 +602,34 @@ async def main_async(args: argparse.Namespace, system: System, worker: Worker) -
     for problem in problems[:10]:
         print(f"    {problem}")
 
-    print(f"\n2. command round trip (POST /accounts/{{id}}/deposits -> 201)")
+    print("\n2. command round trip (POST /accounts/{{id}}/deposits -> 201)")
     ids = [f"cmd-{run}-{i:03d}" for i in range(max(args.concurrency * 4, 8))]
     await open_accounts(worker.url, ids)
-    print(f"  {'':<20} {'commands':>8} {'cmd/s':>8} {'p50 ms':>8} {'p95 ms':>8} "
-          f"{'p99 ms':>8} {'max ms':>8}  failures")
+    print(
+        f"  {'':<20} {'commands':>8} {'cmd/s':>8} {'p50 ms':>8} {'p95 ms':>8} "
+        f"{'p99 ms':>8} {'max ms':>8}  failures"
+    )
     for concurrency, total in ((1, args.sequential), (args.concurrency, args.commands)):
         result = await commands(worker.url, ids, total, concurrency)
         ms = result.latencies_ms or [float("nan")]
         fails = ", ".join(f"{k} {v}" for k, v in result.failures.items()) or "none"
-        print(f"  {f'{concurrency} in flight':<20} {result.total:>8} {result.rate:>8.0f} "
-              f"{pct(ms, 50):>8.1f} {pct(ms, 95):>8.1f} {pct(ms, 99):>8.1f} {max(ms):>8.1f}"
-              f"  {fails}")
+        print(
+            f"  {f'{concurrency} in flight':<20} {result.total:>8} {result.rate:>8.0f} "
+            f"{pct(ms, 50):>8.1f} {pct(ms, 95):>8.1f} {pct(ms, 99):>8.1f} {max(ms):>8.1f}"
+            f"  {fails}"
+        )
 
     if profile_path:
         summarize_profile(profile_path)
+
+
+def wait_for_broker(bootstrap: str, timeout: float) -> None:
+    """The broker is shared: someone may be restarting it; give it time to come back."""
+    deadline = time.monotonic() + timeout
+    while not reachable(bootstrap) and time.monotonic() < deadline:
+        time.sleep(2)
+    if not reachable(bootstrap):
+        print(f"broker {bootstrap} unreachable for {timeout:.0f}s: tests.system will start one")
 
 
 def _interrupt(signum: int, frame: Any) -> None:
@@ -551,7 +643,9 @@ def main() -> None:
     parser.add_argument("--commands", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--sequential", type=int, default=300, help="commands sent one by one")
-    parser.add_argument("--profile", default="", help="py-spy the worker; collapsed stacks here")
+    parser.add_argument(
+        "--profile", type=Path, default=None, help="py-spy the worker; collapsed stacks here"
+    )
     parser.add_argument("--keep-topics", action="store_true", help="leave the namespace's topics")
     args = parser.parse_args()
     if args.events < args.accounts:
@@ -560,18 +654,19 @@ def main() -> None:
 
     # SIGTERM (e.g. a CI timeout) unwinds like Ctrl-C, so the worker is stopped
     signal.signal(signal.SIGTERM, _interrupt)
+    wait_for_broker(bootstrap_servers(), BROKER_WAIT)
     with tempfile.TemporaryDirectory(prefix="bench-accounts-") as workdir:
         system = System(Path(workdir))
         print(f"namespace: {system.id} (topic prefix {system.id}.), broker {system.bootstrap}")
         try:
             started = time.perf_counter()
             worker = system.worker().wait_ready(timeout=180)
-            print(f"worker ready in {time.perf_counter() - started:.1f}s (pid "
-                  f"{worker.process.pid}, {worker.url})")  # type: ignore[union-attr]
+            pid = worker.process.pid if worker.process else None
+            print(f"worker ready in {time.perf_counter() - started:.1f}s (pid {pid}, {worker.url})")
             asyncio.run(main_async(args, system, worker))
-        except BaseException:
+        except Exception:
             for w in system.workers:
-                print(f"--- log tail of {w.name} ---\n{w.tail(30)}", file=sys.stderr)
+                print(f"--- log tail of {w.name} ---\n{w.tail(15)}", file=sys.stderr)
             raise
         finally:
             for w in system.workers:  # SIGTERM, then SIGKILL after 60 s (tests.system)
@@ -580,7 +675,7 @@ def main() -> None:
                 try:
                     deleted = asyncio.run(delete_topics(system.bootstrap, system.id))
                     print(f"cleanup: worker stopped, {deleted} topics of {system.id} deleted")
-                except Exception as error:  # noqa: BLE001 - cleanup is best effort
+                except Exception as error:  # cleanup is best effort
                     print(f"cleanup: could not delete topics: {error!r}")
 
 
