@@ -8,6 +8,7 @@ processes, so they can be killed with SIGKILL and restarted.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from aiokafka.admin import AIOKafkaAdminClient
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
@@ -162,3 +164,23 @@ class System:
     def stop(self) -> None:
         for worker in self.workers:
             worker.stop()
+        self.delete_topics()
+
+    def delete_topics(self) -> None:
+        """Delete this system's topics: a broker holds open files for every partition,
+        and a test run makes thousands of them."""
+
+        async def delete() -> None:
+            admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+            await admin.start()
+            try:
+                mine = [t for t in await admin.list_topics() if t.startswith(self.id)]
+                if mine:
+                    await admin.delete_topics(mine)
+            finally:
+                await admin.close()
+
+        try:
+            asyncio.run(delete())
+        except Exception as error:  # cleanup must not hide the test's own outcome
+            print(f"could not delete the topics of {self.id}: {error!r}")
