@@ -44,10 +44,17 @@ class InjectedFailure(RuntimeError):
     """A failure made on purpose (SHOP_FAIL_FIRST), to exercise retries."""
 
 
+def _parse_fail_first(spec: str) -> tuple[str, int]:
+    name, _, count = spec.partition(":")
+    return name, int(count) if count.isdigit() else 0
+
+
+FAIL_FIRST = _parse_fail_first(os.environ.get("SHOP_FAIL_FIRST", ""))
+"""SHOP_FAIL_FIRST="agent:N": that agent's handler fails its first N attempts (tests)."""
+
+
 def _injected(agent: str) -> int:
-    """SHOP_FAIL_FIRST="agent:N": that agent's handler fails its first N attempts."""
-    name, _, count = os.environ.get("SHOP_FAIL_FIRST", "").partition(":")
-    return int(count) if name == agent and count.isdigit() else 0
+    return FAIL_FIRST[1] if FAIL_FIRST[0] == agent else 0
 
 
 Handler = Callable[[str, bytes], Awaitable[Any]]
