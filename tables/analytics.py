@@ -75,8 +75,10 @@ class Overlay(MutableMapping[str, Any]):
         self.cache[key] = None
         self.dirty.add(key)
 
-    def __iter__(self) -> Iterator[str]:  # pragma: no cover - not needed by the fold
-        raise NotImplementedError
+    def __iter__(self) -> Iterator[str]:
+        """The keys this batch has read or written (not the whole table: the fold
+        only ever addresses keys by name)."""
+        return iter([key for key, value in self.cache.items() if value is not None])
 
     def __len__(self) -> int:  # pragma: no cover
         return len(self.cache)
