@@ -71,8 +71,8 @@ broker_port="${first##*:}"
 if port_open "$host" "$broker_port"; then
   say "using the Kafka broker at $bootstrap"
 elif [[ "$host" == "127.0.0.1" || "$host" == "localhost" ]]; then
+  broker_started=1 # before starting: a broker that fails to answer in time is still ours to stop
   KAFKA_PORT="$broker_port" scripts/kafka.sh ensure
-  broker_started=1
 else
   say "no broker answers at $bootstrap (KAFKA_BOOTSTRAP_SERVERS); start it, or unset it" \
     "to run a local one"
@@ -87,12 +87,17 @@ for port in "$port_1" "$port_2"; do
     exit 1
   fi
 done
-mkdir -p .run .data
+# Tables in RocksDB belong to one broker's changelogs: another broker gets its own data dir.
+data_root=".data"
+if [[ "$bootstrap" != "127.0.0.1:9092" ]]; then
+  data_root=".data/broker-${first//[^A-Za-z0-9.-]/-}"
+fi
+mkdir -p .run "$data_root"
 n=0
 for port in "$port_1" "$port_2"; do
   n=$((n + 1))
   SHOP_INSTANCE_ID="worker-$n" PYTHONUNBUFFERED=1 \
-    .venv/bin/faust -A app -D ".data/worker-$n" worker -l info -p "$port" -h 127.0.0.1 \
+    .venv/bin/faust -A app -D "$data_root/worker-$n" worker -l info -p "$port" -h 127.0.0.1 \
     >".run/worker-$n.log" 2>&1 </dev/null &
   worker_pids+=("$!")
   echo "$!" >".run/worker-$n.pid"

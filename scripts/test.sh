@@ -19,12 +19,12 @@ first="${bootstrap%%,*}"
 host="${first%:*}"
 port="${first##*:}"
 started=""
-if ! (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; then
-  KAFKA_PORT="$port" scripts/kafka.sh start
-  started=1
-fi
 stop_broker() { [[ -n "$started" ]] && KAFKA_PORT="$port" scripts/kafka.sh stop || true; }
 trap stop_broker EXIT
+if ! (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; then
+  started=1 # before starting: a broker that fails to answer in time is still ours to stop
+  KAFKA_PORT="$port" scripts/kafka.sh start
+fi
 export KAFKA_BOOTSTRAP_SERVERS="$bootstrap"
 
 echo "== pytest (broker at $bootstrap)"
