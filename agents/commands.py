@@ -1,16 +1,19 @@
 """The command side shared by every aggregate: decide, append, record, reply.
 
 For each command, in partition order: if its result is recorded, answer with
-it (idempotency); otherwise run the decider against the stored state, append
-the events and wait until Kafka has them, then record the new state and the
-result. Events are durable before the result is recorded, so a crash at any
-point either re-runs the command from the old state (same deterministic event
-ids and versions: consumers skip the duplicate) or finds the recorded result.
+it and publish its events again (idempotency); otherwise run the decider
+against the stored state, record the new state and the result, wait until
+Kafka has them (the table changelogs), and only then publish the events.
+
+So an event never exists without the state that produced it: whoever reacts
+to it, on any worker and after any crash, finds that state. A crash before the
+events reached Kafka leaves the command unacknowledged; its redelivery finds
+the recorded result and publishes the same events (same ids and versions:
+consumers skip what they have already folded).
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
@@ -81,13 +84,16 @@ class CommandHandler:
             result = CommandResult.model_validate(recorded["result"])
             if recorded["fingerprint"] != request_print:
                 return key_reused(command, result.version)
+            await self._publish(result)  # they may not have reached Kafka before a crash
             return result
         state = self.load(command.aggregate_id)
         result, new_state = self.decider.execute(command, state, utc_now())
-        await self._append(result)
         if result.outcome == "accepted":
             self.state[command.aggregate_id] = new_state.model_dump(mode="json")
         self.results[key] = {"fingerprint": request_print, "result": result.model_dump(mode="json")}
+        if result.events:
+            await self._make_durable()
+            await self._publish(result)
         return result
 
     def load(self, aggregate_id: str) -> BaseModel:
@@ -96,20 +102,24 @@ class CommandHandler:
             return self.decider.initial_state(aggregate_id)
         return self.decider.state_type.model_validate(stored)
 
-    async def _append(self, result: CommandResult) -> None:
-        pending = [
-            await self.events.send(key=event.aggregate_id, value=event.model_dump_json().encode())
-            for event in result.events
-        ]
+    async def _make_durable(self) -> None:
+        """Wait until the recorded state and result are in their changelogs."""
         if app.in_transaction:
-            # exactly_once: the events, the recorded state and result, and the
-            # command's offset commit in ONE transaction, so durability needs no
-            # wait; waiting would only give faust's timer-driven commit (not tied to
-            # event boundaries) a window to commit the events without the state
-            # that records them, and a crash then re-appends them
+            # exactly_once: state, result, events and the offset commit are one
+            # transaction; waiting would only widen the window in which faust's
+            # timer-driven commit splits one message's outputs
             return
-        # wait for the broker's ack: the result is recorded only for durable events
-        await asyncio.gather(*pending)
+        producer = app.producer
+        # the buffer's flush gives up when one hand-over takes over 0.1 s: repeat until empty
+        while producer.buffer.size:
+            await producer.buffer.flush()
+        await producer.flush()
+
+    async def _publish(self, result: CommandResult) -> None:
+        # not awaited: before committing an offset faust flushes the producer, and an
+        # uncommitted command is redelivered and publishes its recorded events again
+        for event in result.events:
+            await self.events.send(key=event.aggregate_id, value=event.model_dump_json().encode())
 
     async def _reply(self, reply_to: str, key: str, result: CommandResult) -> None:
         """Keyed by the correlation id: a saga's answers land in its order's partition."""

@@ -16,11 +16,9 @@ repeated command once.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from faust.types import TopicT
 
@@ -82,7 +80,8 @@ class Service:
         return self.reacts_to[topic](decode_event(raw))
 
     async def _dispatch(self, events: list[EventEnvelope]) -> None:
-        pending: list[Any] = []
+        # not awaited: faust flushes the producer before committing the input's offset,
+        # and a redelivered input dispatches the same commands (same ids) again
         for event in events:
             for dispatch in self.outbound(event):
                 command = dispatch.command
@@ -92,10 +91,4 @@ class Service:
                     )
                 topic = self.targets[dispatch.target]
                 value = command.model_dump_json().encode()
-                pending.append(await topic.send(key=command.aggregate_id, value=value))
-        if self.handler.events.app.in_transaction:
-            # exactly_once: these commit with the message's offset (see
-            # CommandHandler._append); waiting only widens the window in which a
-            # timer commit splits the message's outputs
-            return
-        await asyncio.gather(*pending)
+                await topic.send(key=command.aggregate_id, value=value)

@@ -9,6 +9,7 @@ import agents.analytics
 import agents.inventory
 import agents.orders
 import agents.payments
+import agents.rebuilds
 import agents.shipping
 import web.accounts
 import web.analytics

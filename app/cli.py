@@ -1,6 +1,9 @@
-"""`shop`: command-line tools around a running shop (sample traffic now; more later).
+"""`shop`: command-line tools around a running shop.
 
     shop traffic --url http://127.0.0.1:6066 --rate 5 --accounts 20 [--duration 60]
+    shop load ...                 (orders at a target rate, app/load.py)
+    shop dead-letters list|retry  (app/dead_letters_cli.py)
+    shop rebuild accounts|orders  (app/rebuild_cli.py)
 
 Each subcommand is one `add_<name>_parser` function plus its async runner, so
 new ones (e.g. `shop load` for orders) slot in without touching the others.
@@ -24,7 +27,9 @@ from typing import Any
 
 import aiohttp
 
+from app.dead_letters_cli import add_dead_letters_parser
 from app.load import add_load_parser
+from app.rebuild_cli import add_rebuild_parser
 
 RETRY_STATUSES = frozenset({503, 504})
 MAX_ATTEMPTS = 8
@@ -328,6 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True)
     add_traffic_parser(subparsers)
     add_load_parser(subparsers)
+    add_dead_letters_parser(subparsers)
+    add_rebuild_parser(subparsers)
     return parser
 
 

@@ -12,6 +12,7 @@ from faust.streams import current_event
 from faust.transport.consumer import TransactionManager
 from faust.types import TransportT
 
+from app.producer import ShopProducer
 from app.settings import settings
 
 EXACTLY_ONCE = settings.processing_guarantee == "exactly_once"
@@ -83,6 +84,7 @@ class ShopApp(faust.App):
 
     def _new_transport(self) -> TransportT:
         transport = super()._new_transport()
+        transport.Producer = ShopProducer  # type: ignore[misc]
         if EXACTLY_ONCE:
             transport.TransactionManager = SourcePartitionTransactions  # type: ignore[misc]
         return transport

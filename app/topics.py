@@ -15,6 +15,8 @@ from faust.types import TopicT
 from app.kafka_clients import client_options
 from app.main import app
 from app.settings import settings
+from models.rebuilds import PROGRESS_TOPIC as REBUILD_PROGRESS
+from models.rebuilds import REQUESTS_TOPIC as REBUILD_REQUESTS
 
 FOREVER = -1
 WEEK_MS = 7 * 24 * 3600 * 1000
@@ -61,6 +63,10 @@ orders_by_status_feed = _topic("orders.by-status", WEEK_MS)
 
 # what could not be processed, kept until re-driven; one partition, so one owner lists them
 dead_letter_topic = _topic("deadletters", FOREVER, partitions=1)
+
+# read-model rebuilds: requests co-partitioned with the events, progress on one partition
+rebuild_requests = _topic(REBUILD_REQUESTS, WEEK_MS)
+rebuild_progress = _topic(REBUILD_PROGRESS, WEEK_MS, partitions=1)
 
 # analytics: metric facts from the event topics, repartitioned on purpose to ONE
 # partition (key "all"), so one fold sees every fact and global figures are exact

@@ -7,6 +7,9 @@ partition as its aggregate's commands and events.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from domain.accounts import ACCOUNTS
 from models.envelope import EventEnvelope
 from tables.aggregates import aggregate_tables, table
@@ -33,11 +36,16 @@ def read_history(account_id: str) -> list[EventEnvelope]:
     ]
 
 
-def project(envelope: EventEnvelope) -> bool:
+READ_MODEL = {"accounts": accounts, "account-history": account_history}
+"""The account read models by table name; a rebuild folds into dicts with these names."""
+
+
+def project(envelope: EventEnvelope, views: Mapping[str, Any] = READ_MODEL) -> bool:
     """Fold one event into the account read models; False if it was already folded."""
-    if fold_into(accounts, ACCOUNTS, envelope) is None:
+    if fold_into(views["accounts"], ACCOUNTS, envelope) is None:
         return False
-    account_history[history_key(envelope.aggregate_id, envelope.aggregate_version)] = (
-        envelope.model_dump(mode="json")
+    history = views["account-history"]
+    history[history_key(envelope.aggregate_id, envelope.aggregate_version)] = envelope.model_dump(
+        mode="json"
     )
     return True

@@ -10,6 +10,7 @@ projection feeds them through repartition topics (`orders.by-customer`,
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,10 +58,15 @@ def summary(order: Order) -> dict[str, Any]:
     }
 
 
-def project(envelope: EventEnvelope) -> list[Feed]:
+BY_ID = {"orders": orders}
+"""The by-id read model by table name; a rebuild folds into a dict with this name."""
+
+
+def project(envelope: EventEnvelope, views: Mapping[str, Any] = BY_ID) -> list[Feed]:
     """Fold an order event into the by-id view; the feeds for the repartitioned views."""
-    previous = orders.get(envelope.aggregate_id)
-    order = fold_into(orders, ORDERS, envelope)
+    by_id = views["orders"]
+    previous = by_id.get(envelope.aggregate_id)
+    order = fold_into(by_id, ORDERS, envelope)
     if order is None:
         return []
     row = summary(order)

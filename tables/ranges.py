@@ -42,3 +42,23 @@ def rows_with_prefix(
 
 def _as_text(key: Any) -> str:
     return key.decode() if isinstance(key, bytes) else str(key)
+
+
+def rows_in_partition(table: TableT, partition: int) -> Iterator[tuple[str, Any]]:
+    """Every (key, value) of one partition of the table, as this worker stores it."""
+    store = cast(Any, table.data)
+    dbs = getattr(store, "_dbs", None)
+    if dbs is None:  # the memory store does not split by partition: one-partition tests
+        for key in list(store):
+            yield _as_text(key), store[key]
+        return
+    db = dbs.get(partition)
+    if db is None:
+        return
+    iterator = db.iter()
+    iterator.seek_to_first()
+    while iterator.valid():
+        key = iterator.key()
+        if key != OFFSET_KEY:
+            yield key.decode(), store._decode_value(iterator.value())
+        iterator.next()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -194,3 +196,33 @@ def test_a_dead_letter_is_redriven_once(flaky: System, api: httpx.Client) -> Non
     )
     assert len({x["id"] for x in letters}) == len(letters)
     assert api.post("/ops/dead-letters/nope:0:0/retry").status_code == 404
+
+
+def shop(node: Worker, *args: str) -> subprocess.CompletedProcess[str]:
+    """The `shop` command line, as an operator runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args[:1], "--url", node.url, *args[1:]],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_dead_letters_from_the_command_line(flaky: System, node: Worker, api: httpx.Client) -> None:
+    produce(flaky, "orders.events", [(b"vanish-1", envelope("OrderVanished", "vanish-1", 1, 1))])
+    eventually(lambda: dead_letters(api, error="OrderVanished"))
+    listed = shop(node, "dead-letters", "list", "--error", "OrderVanished", "--json")
+    assert listed.returncode == 0, listed.stderr
+    letters = json.loads(listed.stdout)
+    assert letters and all("OrderVanished" in x["error"] for x in letters)
+    assert {x["source_topic"] for x in letters} == {flaky.topic("orders.events")}
+    text = shop(node, "dead-letters", "list", "--topic", flaky.topic("orders.events"))
+    assert letters[0]["id"] in text.stdout and "dead letter(s)" in text.stderr
+
+    first = letters[0]["id"]
+    retried = shop(node, "dead-letters", "retry", first)
+    assert retried.returncode == 0, retried.stderr
+    assert f"{first}: re-driven to {flaky.topic('orders.events')}" in retried.stdout
+    again = shop(node, "dead-letters", "retry", first, "nope:0:0")
+    assert again.returncode == 1
+    assert "409 already_redriven" in again.stderr and "404 not_found" in again.stderr

@@ -1,0 +1,126 @@
+"""`shop rebuild <read model>`: rebuild a read model from the event log, with progress.
+
+    shop rebuild accounts [--timeout 600]
+
+Sends one request per partition to the workers (agents/rebuilds.py), then
+follows their progress reports until every partition has switched, and prints
+the final counts. Exit 0 when all switched, 1 if a partition failed or timed out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+import uuid
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from app.kafka_clients import client_options
+from app.settings import settings
+from models.rebuilds import (
+    PROGRESS_TOPIC,
+    REBUILDABLE,
+    REQUESTS_TOPIC,
+    RebuildProgress,
+    RebuildRequest,
+)
+
+BAR_WIDTH = 30
+
+
+def bar(reports: dict[int, RebuildProgress], partitions: int) -> str:
+    read = sum(r.read + r.skipped for r in reports.values())
+    total = sum(r.total for r in reports.values())
+    done = sum(1 for r in reports.values() if r.phase != "replaying")
+    share = read / total if total else 0.0
+    filled = int(BAR_WIDTH * min(share, 1.0))
+    return (
+        f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {share:6.1%} "
+        f"{read}/{total} events, {done}/{partitions} partitions switched"
+    )
+
+
+async def rebuild(
+    read_model: str, wait_seconds: float, out: Any = sys.stderr
+) -> dict[int, RebuildProgress]:
+    """Request the rebuild of every partition and collect each one's last report."""
+    rebuild_id = uuid.uuid4().hex[:12]
+    requests_topic = settings.topic(REQUESTS_TOPIC)
+    progress = TopicPartition(settings.topic(PROGRESS_TOPIC), 0)
+    consumer = AIOKafkaConsumer(**client_options(), enable_auto_commit=False)
+    producer = AIOKafkaProducer(**client_options())
+    await consumer.start()
+    await producer.start()
+    try:
+        consumer.assign([progress])
+        await consumer.seek_to_end(progress)
+        await consumer.position(progress)  # resolve it now: reports sent from here on count
+        partitions = sorted(await producer.partitions_for(requests_topic))
+        request = RebuildRequest(rebuild_id=rebuild_id, read_model=read_model)
+        for partition in partitions:
+            await producer.send_and_wait(
+                requests_topic, request.model_dump_json().encode(), partition=partition
+            )
+        print(f"rebuild {rebuild_id} of {read_model}: {len(partitions)} partitions", file=out)
+        reports: dict[int, RebuildProgress] = {}
+        deadline = time.monotonic() + wait_seconds
+        tty = out.isatty()
+        last_line = 0.0
+        while time.monotonic() < deadline:
+            batches = await consumer.getmany(progress, timeout_ms=500)
+            for record in batches.get(progress, []):
+                report = RebuildProgress.model_validate_json(record.value or b"{}")
+                if report.rebuild_id == rebuild_id:
+                    reports[report.partition] = report
+            if tty or time.monotonic() - last_line > 2:
+                last_line = time.monotonic()
+                print(
+                    ("\r" if tty else "") + bar(reports, len(partitions)),
+                    end="" if tty else "\n",
+                    file=out,
+                )
+            if len(reports) == len(partitions) and all(
+                r.phase != "replaying" for r in reports.values()
+            ):
+                break
+        if tty:
+            print(file=out)
+        return reports
+    finally:
+        await producer.stop()
+        await consumer.stop()
+
+
+def run_rebuild(args: argparse.Namespace) -> int:
+    reports = asyncio.run(rebuild(args.read_model, args.timeout))
+    switched = [r for r in reports.values() if r.phase == "switched"]
+    failed = [r for r in reports.values() if r.phase == "failed"]
+    print(
+        f"{args.read_model}: {sum(r.read for r in switched)} events replayed, "
+        f"{sum(r.written for r in switched)} rows written, "
+        f"{sum(r.deleted for r in switched)} deleted, "
+        f"{sum(r.unchanged for r in switched)} unchanged, "
+        f"{sum(r.skipped for r in switched)} events skipped; "
+        f"{len(switched)} partitions switched"
+    )
+    for report in sorted(failed, key=lambda r: r.partition):
+        print(f"partition {report.partition} failed: {report.error}", file=sys.stderr)
+    expected = settings.partitions
+    if len(switched) != expected:
+        missing = expected - len(switched) - len(failed)
+        if missing:
+            print(f"{missing} partition(s) did not finish in {args.timeout:.0f}s", file=sys.stderr)
+        return 1
+    return 0
+
+
+def add_rebuild_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "rebuild", help="rebuild a read model from its event topic (workers keep serving)"
+    )
+    parser.add_argument("read_model", choices=REBUILDABLE)
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait (600)")
+    parser.set_defaults(run=run_rebuild)

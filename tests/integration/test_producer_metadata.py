@@ -1,0 +1,57 @@
+"""A producer keeps delivering to every topic after a topic is created under it.
+
+aiokafka's own producer does not (see app/producer.py): after its first send to a
+topic created since it started, a send to any topic it knew before waits forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import aiokafka
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
+
+from app.producer import AllTopicsProducer
+
+pytestmark = pytest.mark.integration
+
+
+async def keeps_delivering(producer_type: type[aiokafka.AIOKafkaProducer], bootstrap: str) -> bool:
+    """True if a send to an old topic still completes after a send to a new one."""
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    old, new = f"{prefix}.old", f"{prefix}.new"
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    await admin.create_topics([NewTopic(old, 2, 1)])
+    # long linger: the old topic's batch is still waiting when the new topic arrives
+    # short request timeout: a batch that cannot find its leader fails instead of hanging
+    producer = producer_type(bootstrap_servers=bootstrap, linger_ms=1000, request_timeout_ms=4000)
+    await producer.start()
+    try:
+        # what faust does after declaring each topic: with no topic tracked yet, this
+        # fetches the metadata of all of them
+        await producer.client.force_metadata_update()
+        await admin.create_topics([NewTopic(new, 1, 1)])
+        waiting = await producer.send(old, b"sent before")  # known from the all-topics fetch
+        await producer.send_and_wait(new, b"first send to a topic created since")
+        try:
+            await asyncio.wait_for(waiting, 15)
+        except (TimeoutError, KafkaError):
+            return False
+        return True
+    finally:
+        await producer.stop()
+        await admin.delete_topics([old, new])
+        await admin.close()
+
+
+async def test_a_new_topic_does_not_hide_the_others(kafka_bootstrap: str) -> None:
+    assert await keeps_delivering(AllTopicsProducer, kafka_bootstrap)
+
+
+async def test_aiokafka_alone_loses_them(kafka_bootstrap: str) -> None:
+    """The bug the fix is for; fails once aiokafka fixes it (then drop AllTopicsProducer)."""
+    assert not await keeps_delivering(aiokafka.AIOKafkaProducer, kafka_bootstrap)
