@@ -23,6 +23,7 @@ from models.payments import (
     PaymentRequested,
     RecordCapture,
     RecordRefund,
+    RefundFailed,
     RefundRequested,
     RequestPayment,
     RequestRefund,
@@ -62,9 +63,17 @@ def decide(command: PaymentCommand, state: Payment) -> list[PaymentEvent]:
             if state.status == "requested" and state.cancel_reason is None:
                 return [CancellationNoted(reason=reason)]
             return []
-        case RecordRefund(accepted=accepted):
-            if state.status != "refund_requested" or not accepted:
+        case RecordRefund(accepted=accepted, reason=reason):
+            if state.status != "refund_requested":
                 return []
+            if not accepted:
+                return [
+                    RefundFailed(
+                        customer_id=state.customer_id,
+                        amount=state.amount,
+                        reason=reason or "refused",
+                    )
+                ]
             return [PaymentRefunded(customer_id=state.customer_id, amount=state.amount)]
     raise TypeError(f"not a payment command: {command!r}")
 
@@ -92,6 +101,8 @@ def evolve(state: Payment, event: PaymentEvent, at: datetime | None = None) -> P
             change = {"status": "refund_requested"}
         case PaymentRefunded():
             change = {"status": "refunded"}
+        case RefundFailed():
+            change = {"status": "refund_failed"}
         case _:
             raise TypeError(f"not a payment event: {event!r}")
     return state.model_copy(update={**change, "version": version})

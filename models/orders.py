@@ -5,7 +5,14 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import ClassVar, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 
 from models.ids import AggregateId
 from models.money import MAX_AMOUNT, Money, PositiveMoney
@@ -48,7 +55,7 @@ class PlaceOrder(Strict):
     command_type: ClassVar[str] = "PlaceOrder"
     customer_id: AggregateId
     lines: list[OrderLine] = Field(min_length=1, max_length=MAX_LINES)
-    discount: Money = Decimal("0.00")
+    discount: Money = Field(default=Decimal("0.00"), validate_default=True)
     shipping_address: Address | None = None
 
     @field_validator("lines")
@@ -58,17 +65,20 @@ class PlaceOrder(Strict):
         duplicates = sorted({s for s in skus if skus.count(s) > 1})
         if duplicates:
             raise ValueError(f"each SKU at most once per order; repeated: {', '.join(duplicates)}")
+        if subtotal(lines) > MAX_AMOUNT:
+            raise ValueError(f"an order's subtotal is limited to {MAX_AMOUNT}")
         return lines
 
-    @model_validator(mode="after")
-    def _discount_below_subtotal(self) -> PlaceOrder:
-        if self.discount < 0:
+    # a field validator, not a model one, so a 422 names `discount` as the field
+    @field_validator("discount")
+    @classmethod
+    def _discount_below_subtotal(cls, discount: Decimal, info: ValidationInfo) -> Decimal:
+        if discount < 0:
             raise ValueError("discount must not be negative")
-        if subtotal(self.lines) > MAX_AMOUNT:
-            raise ValueError(f"an order's subtotal is limited to {MAX_AMOUNT}")
-        if self.discount >= subtotal(self.lines):
+        lines = info.data.get("lines")
+        if lines is not None and discount >= subtotal(lines):
             raise ValueError("discount must be less than the order's subtotal")
-        return self
+        return discount
 
 
 class CompleteOrder(Strict):

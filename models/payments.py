@@ -11,7 +11,9 @@ from models.money import Money
 
 AGGREGATE_TYPE = "payment"
 
-PaymentStatus = Literal["none", "requested", "captured", "declined", "refund_requested", "refunded"]
+PaymentStatus = Literal[
+    "none", "requested", "captured", "declined", "refund_requested", "refunded", "refund_failed"
+]
 
 
 class Strict(BaseModel):
@@ -98,6 +100,17 @@ class PaymentRefunded(Strict):
     amount: Money
 
 
+class RefundFailed(Strict):
+    """The account refused the refund's deposit (e.g. its balance limit): money is owed
+    to the customer and an operator must settle it; the payment does not pretend."""
+
+    event_type: ClassVar[str] = "RefundFailed"
+    schema_version: ClassVar[int] = 1
+    customer_id: str
+    amount: Money
+    reason: str
+
+
 PaymentEvent = (
     PaymentRequested
     | PaymentCaptured
@@ -105,6 +118,7 @@ PaymentEvent = (
     | CancellationNoted
     | RefundRequested
     | PaymentRefunded
+    | RefundFailed
 )
 EVENTS: dict[str, type[PaymentEvent]] = {
     e.event_type: e
@@ -115,6 +129,7 @@ EVENTS: dict[str, type[PaymentEvent]] = {
         CancellationNoted,
         RefundRequested,
         PaymentRefunded,
+        RefundFailed,
     )
 }
 

@@ -165,7 +165,7 @@ def test_an_order_totals_its_lines_less_the_discount_and_follows_its_life_cycle(
             {"lines": [{"sku": "A", "quantity": 1, "unit_price": "1"}] * 2},
             "lines",
         ),
-        ({"discount": "100.00"}, ""),
+        ({"discount": "100.00"}, "discount"),
     ],
 )
 def test_a_bad_order_is_refused_naming_the_field(overrides: dict[str, Any], field: str) -> None:

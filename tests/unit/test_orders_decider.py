@@ -208,9 +208,15 @@ def _lines(n: int) -> list[dict[str, Any]]:
             "not a float",
             id="float-price",
         ),
-        pytest.param({"discount": "36.50"}, "", "less than the order's subtotal", id="discount-eq"),
-        pytest.param({"discount": "40.00"}, "", "less than the order's subtotal", id="discount-gt"),
-        pytest.param({"discount": "-1.00"}, "", "must not be negative", id="discount-negative"),
+        pytest.param(
+            {"discount": "36.50"}, "discount", "less than the order's subtotal", id="discount-eq"
+        ),
+        pytest.param(
+            {"discount": "40.00"}, "discount", "less than the order's subtotal", id="discount-gt"
+        ),
+        pytest.param(
+            {"discount": "-1.00"}, "discount", "must not be negative", id="discount-negative"
+        ),
         pytest.param({"discount": 1.5}, "discount", "not a float", id="float-discount"),
     ],
 )

@@ -24,6 +24,7 @@ from models.payments import (
     PaymentRequested,
     RecordCapture,
     RecordRefund,
+    RefundFailed,
     RefundRequested,
     RequestPayment,
     RequestRefund,
@@ -154,9 +155,12 @@ def test_a_cancellation_with_nothing_to_give_back_decides_nothing(
     assert when(CANCEL, given(*history)) == []
 
 
-def test_a_refused_refund_changes_nothing() -> None:
-    # NOTE: nothing records the refusal either; see the report (refund stays requested)
-    assert when(RecordRefund(accepted=False, reason="x"), given(REQUESTED, CAPTURED, REFUND)) == []
+def test_a_refused_refund_is_recorded_as_owed_not_dropped() -> None:
+    refused = RecordRefund(accepted=False, reason="balance_limit_exceeded")
+    failed = RefundFailed(customer_id="ann", amount=AMOUNT, reason="balance_limit_exceeded")
+    assert when(refused, given(REQUESTED, CAPTURED, REFUND)) == [failed]
+    assert given(REQUESTED, CAPTURED, REFUND, failed).status == "refund_failed"
+    assert when(refused, given(REQUESTED, CAPTURED, REFUND, failed)) == []
 
 
 # --- idempotency: every repeated fact decides nothing ------------------------------------------
