@@ -202,7 +202,8 @@ async def read_committed_log(system: System, topic: str) -> list[EventEnvelope]:
     )
     await consumer.start()
     try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        # the system's partition count: a fresh consumer has no metadata for the topic yet
+        partitions = [TopicPartition(topic, p) for p in range(int(system.env["SHOP_PARTITIONS"]))]
         assert partitions, f"no topic {topic}"
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
@@ -230,8 +231,10 @@ async def read_committed_log(system: System, topic: str) -> list[EventEnvelope]:
         " local RocksDB at once, outside the Kafka transaction, and a restart replays only"
         " the changelog tail, so after SIGKILL the store keeps the writes of the aborted"
         " transaction: a command is found recorded whose events were never committed (a"
-        " version gap in accounts.events) and the projection folds re-read events twice;"
-        " also commits are timer-driven, not at event boundaries"
+        " version gap in accounts.events; the account's read model never reaches the"
+        " answered version). Deleting the local stores after an unclean stop (as Kafka"
+        " Streams does) made it worse: faust's restore, interrupted by the rebalance the"
+        " restart causes, then saw empty highwaters and restored nothing"
     ),
 )
 def test_sigkill_mid_run_no_duplicate_events(eos_system: System, eos_worker: Worker) -> None:
