@@ -224,8 +224,9 @@ async def read_committed_log(system: System, topic: str) -> list[EventEnvelope]:
         await consumer.stop()
 
 
+# not strict: a kill that lands between two transactions loses nothing, so a run can pass
 @pytest.mark.xfail(
-    strict=True,
+    strict=False,
     reason=(
         "faust-streaming 0.15.3 EOS (cf. #517, #177; robinhood#340): table writes go to the"
         " local RocksDB at once, outside the Kafka transaction, and a restart replays only"
