@@ -94,6 +94,9 @@ class CommandHandler:
         if result.events:
             await self._make_durable()
             await self._publish(result)
+        else:  # a rejection publishes nothing: a lost record only means deciding it again
+            self.state.forget_writes()
+            self.results.forget_writes()
         return result
 
     def load(self, aggregate_id: str) -> BaseModel:
@@ -105,15 +108,14 @@ class CommandHandler:
     async def _make_durable(self) -> None:
         """Wait until the recorded state and result are in their changelogs."""
         if app.in_transaction:
+            self.state.forget_writes()
+            self.results.forget_writes()
             # exactly_once: state, result, events and the offset commit are one
             # transaction; waiting would only widen the window in which faust's
             # timer-driven commit splits one message's outputs
             return
-        producer = app.producer
-        # the buffer's flush gives up when one hand-over takes over 0.1 s: repeat until empty
-        while producer.buffer.size:
-            await producer.buffer.flush()
-        await producer.flush()
+        await self.state.confirm_writes()
+        await self.results.confirm_writes()
 
     async def _publish(self, result: CommandResult) -> None:
         # not awaited: before committing an offset faust flushes the producer, and an
