@@ -1,4 +1,4 @@
-"""The command side shared by every aggregate: decide, append, record, reply.
+"""The command side shared by every aggregate: decide, record, publish, reply.
 
 For each command, in partition order: if its result is recorded, answer with
 it and publish its events again (idempotency); otherwise run the decider
