@@ -229,7 +229,7 @@ def test_an_idempotency_key_is_printable_ascii(api: httpx.Client, key: str) -> N
     response = api.post(
         "/accounts/alice/deposits",
         json={"amount": "1.00"},
-        headers={"Idempotency-Key": key.encode()},
+        headers={b"Idempotency-Key": key.encode()},
     )
     assert response.status_code == 422, response.text
     assert fields_of(response) == ["Idempotency-Key"]

@@ -34,7 +34,11 @@ ENV = {"ANALYTICS_GRACE_SECONDS": "900", "ANALYTICS_RETENTION_SECONDS": "3600"}
 
 @pytest.fixture(scope="module")
 def system(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    shop = System(tmp_path_factory.mktemp("analytics"), **ENV)
+    shop = System(
+        tmp_path_factory.mktemp("analytics"),
+        ANALYTICS_GRACE_SECONDS=ENV["ANALYTICS_GRACE_SECONDS"],
+        ANALYTICS_RETENTION_SECONDS=ENV["ANALYTICS_RETENTION_SECONDS"],
+    )
     yield shop
     shop.stop()
 

@@ -364,7 +364,7 @@ def test_a_worker_killed_mid_run_leaves_no_order_stuck_and_charges_none_twice(
     for sku in skus:
         stock(api, sku, 1000)
     rng = random.Random(5)
-    bodies = [
+    bodies: list[dict[str, Any]] = [
         {
             "order_id": f"kill-{n}",
             "customer_id": buyers[n % len(buyers)],

@@ -146,7 +146,9 @@ def test_the_folded_state_survives_a_round_trip_through_json() -> None:
 # --- replay is the same fold ------------------------------------------------------------
 
 
-def envelopes(account_id: str, *events: AccountOpened | MoneyDeposited | MoneyWithdrawn):
+def envelopes(
+    account_id: str, *events: AccountOpened | MoneyDeposited | MoneyWithdrawn
+) -> list[EventEnvelope]:
     """The events as the event store holds them: enveloped, versioned 1..n."""
     return [
         EventEnvelope(
@@ -166,7 +168,7 @@ def envelopes(account_id: str, *events: AccountOpened | MoneyDeposited | MoneyWi
 
 
 def test_replaying_the_stored_events_equals_folding_evolve() -> None:
-    story = [
+    story: list[AccountOpened | MoneyDeposited | MoneyWithdrawn] = [
         AccountOpened(owner="Ann"),
         MoneyDeposited(amount=money("100.00"), reference="salary"),
         MoneyWithdrawn(amount=money("19.99")),
@@ -187,7 +189,10 @@ def test_replaying_the_stored_events_equals_folding_evolve() -> None:
 def test_deciding_then_evolving_is_what_the_decider_executes() -> None:
     """The command side (execute) and the fold agree: same state either way."""
     state = initial_state("acc-1")
-    commands = [OpenAccount(owner="Ann"), DepositMoney(amount=money("9.00"))]
+    commands: list[OpenAccount | DepositMoney] = [
+        OpenAccount(owner="Ann"),
+        DepositMoney(amount=money("9.00")),
+    ]
     results = []
     for n, payload in enumerate(commands):
         envelope = CommandEnvelope(

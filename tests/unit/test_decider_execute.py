@@ -157,6 +157,7 @@ def test_expecting_version_zero_means_it_must_not_exist_yet() -> None:
     (result,), _ = run(open_(expected_version=0))
     assert result.outcome == "accepted"
     (again,), _ = run(open_("open-2", expected_version=0), state=funded())
+    assert again.rejection is not None
     assert again.status == 409 and again.rejection.code == "version_conflict"
 
 
@@ -188,6 +189,7 @@ def test_an_invalid_payload_is_rejected_as_unprocessable(
 
 def test_an_unknown_command_type_is_rejected_as_unprocessable() -> None:
     (result,), after = run(command("CloseAccount", {}), state=funded())
+    assert result.rejection is not None
     assert result.status == 422 and result.rejection.code == "invalid_command"
     assert "CloseAccount" in result.rejection.reason
     assert after == funded()
@@ -207,6 +209,7 @@ def test_a_rejected_command_leaves_the_state_unchanged_and_emits_nothing(
 ) -> None:
     state = funded("100.00")
     (result,), after = run(cmd, state=state)
+    assert result.rejection is not None
     assert (result.outcome, result.status, result.rejection.code) == ("rejected", status, code)
     assert result.events == []
     assert result.version == 2
@@ -223,5 +226,6 @@ def test_a_rejection_is_a_recordable_answer() -> None:
 
 def test_a_missing_account_refuses_money_with_not_found() -> None:
     (result,), after = run(deposit("1.00"))
+    assert result.rejection is not None
     assert (result.status, result.rejection.code, result.version) == (404, "not_found", 0)
     assert not after.exists

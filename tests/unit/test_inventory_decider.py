@@ -161,7 +161,7 @@ def test_release_and_commit_touch_only_an_existing_reservation(command: StockCom
 
 
 def test_a_released_or_committed_reservation_is_not_released_or_committed_again() -> None:
-    base = [StockAdded(quantity=5), StockReserved(order_id="o1", quantity=3)]
+    base: list[StockEvent] = [StockAdded(quantity=5), StockReserved(order_id="o1", quantity=3)]
     for end in (
         StockReleased(order_id="o1", quantity=3),
         StockCommitted(order_id="o1", quantity=3),
@@ -234,16 +234,13 @@ def test_random_sequences_rebuild_from_their_events() -> None:
     commands: list[tuple[str, dict[str, object]]] = [("AddStock", {"quantity": 8})]
     for _ in range(40):
         order = f"o{rng.randint(0, 4)}"
-        commands.append(
-            rng.choice(
-                [
-                    ("ReserveStock", {"order_id": order, "quantity": rng.randint(1, 4)}),
-                    ("ReleaseStock", {"order_id": order}),
-                    ("CommitStock", {"order_id": order}),
-                    ("AddStock", {"quantity": rng.randint(1, 3)}),
-                ]
-            )
-        )
+        options: list[tuple[str, dict[str, object]]] = [
+            ("ReserveStock", {"order_id": order, "quantity": rng.randint(1, 4)}),
+            ("ReleaseStock", {"order_id": order}),
+            ("CommitStock", {"order_id": order}),
+            ("AddStock", {"quantity": rng.randint(1, 3)}),
+        ]
+        commands.append(rng.choice(options))
     for n, (command_type, payload) in enumerate(commands):
         command = CommandEnvelope(
             command_id=f"c{n}",

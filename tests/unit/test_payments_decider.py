@@ -212,7 +212,9 @@ def test_every_step_of_every_path_then_repeated_decides_nothing() -> None:
 def test_the_state_is_the_replay_of_the_recorded_events() -> None:
     state = given()
     log = []
-    steps = [("RequestPayment", {"customer_id": "ann", "amount": "35.00"})]
+    steps: list[tuple[str, dict[str, object]]] = [
+        ("RequestPayment", {"customer_id": "ann", "amount": "35.00"})
+    ]
     steps += [("RequestRefund", {"reason": "r"}), ("RecordCapture", {"accepted": True})]
     steps += [("RecordRefund", {"accepted": True})]
     for n, (command_type, payload) in enumerate(steps):
