@@ -29,10 +29,8 @@ from tables.rebuild import ReadModel, Switched, ahead_of, fresh_tables, switch
 log = logging.getLogger(__name__)
 
 READ_MODELS = {
-    "accounts": ReadModel(
-        "accounts", "accounts.events", accounts.READ_MODEL, lambda e, v: accounts.project(e, v)
-    ),
-    "orders": ReadModel("orders", "orders.events", orders.BY_ID, lambda e, v: orders.project(e, v)),
+    "accounts": ReadModel("accounts", "accounts.events", accounts.READ_MODEL, accounts.project),
+    "orders": ReadModel("orders", "orders.events", orders.BY_ID, orders.project),
 }
 CATCH_UP_ROUNDS = 5
 """Live rows still ahead after this many reads to the end are corrupt, not new."""

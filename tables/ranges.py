@@ -29,15 +29,7 @@ def rows_with_prefix(
             yield _as_text(key), store[key]
         return
     for db in list(dbs.values()):
-        iterator = db.iter()
-        iterator.seek(start)
-        while iterator.valid():
-            key = iterator.key()
-            if not key.startswith(raw_prefix):
-                break
-            if key != OFFSET_KEY:
-                yield key.decode(), store._decode_value(iterator.value())
-            iterator.next()
+        yield from _scan(store, db, start, raw_prefix)
 
 
 def _as_text(key: Any) -> str:
@@ -53,12 +45,18 @@ def rows_in_partition(table: TableT, partition: int) -> Iterator[tuple[str, Any]
             yield _as_text(key), store[key]
         return
     db = dbs.get(partition)
-    if db is None:
-        return
+    if db is not None:
+        yield from _scan(store, db, b"", b"")
+
+
+def _scan(store: Any, db: Any, start: bytes, prefix: bytes) -> Iterator[tuple[str, Any]]:
+    """One RocksDB's rows from `start` while keys share `prefix`, without faust's offset key."""
     iterator = db.iter()
-    iterator.seek_to_first()
+    iterator.seek(start)
     while iterator.valid():
         key = iterator.key()
+        if not key.startswith(prefix):
+            break
         if key != OFFSET_KEY:
             yield key.decode(), store._decode_value(iterator.value())
         iterator.next()
