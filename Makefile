@@ -1,5 +1,5 @@
 # The two commands of the README, and a few conveniences.
-.PHONY: start test lint bench broker-start broker-stop clean
+.PHONY: start test lint bench startup-loop broker-start broker-stop clean
 
 start:  ## broker + two workers + sample traffic; Ctrl-C stops it all
 	@scripts/start.sh
@@ -16,6 +16,11 @@ bench:  ## the benchmarks (figures, not asserts)
 	@scripts/kafka.sh ensure
 	.venv/bin/python -m bench.accounts
 	.venv/bin/python -m bench.saga
+
+startup-loop:  ## the start-up race and the outage test, STARTUP_RUNS times (default 20)
+	@scripts/bootstrap.sh
+	@scripts/kafka.sh ensure
+	STARTUP_RUNS=$${STARTUP_RUNS:-20} .venv/bin/pytest -q tests/integration/test_startup.py
 
 broker-start:
 	@scripts/kafka.sh start

@@ -23,6 +23,7 @@ from typing import Any
 from faust.types import TopicT
 from pydantic import BaseModel
 
+from app import faults
 from app.main import app
 from domain.decider import Decider
 from models.envelope import CommandEnvelope, CommandResult, Rejection, utc_now
@@ -120,11 +121,13 @@ class CommandHandler:
     async def _publish(self, result: CommandResult) -> None:
         # not awaited: before committing an offset faust flushes the producer, and an
         # uncommitted command is redelivered and publishes its recorded events again
+        await faults.reached("append")
         for event in result.events:
             await self.events.send(key=event.aggregate_id, value=event.model_dump_json().encode())
 
     async def _reply(self, reply_to: str, key: str, result: CommandResult) -> None:
         """Keyed by the correlation id: a saga's answers land in its order's partition."""
+        await faults.reached("reply")
         topic = self._reply_topics.get(reply_to)
         if topic is None:
             topic = self._reply_topics[reply_to] = app.topic(

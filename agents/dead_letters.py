@@ -1,11 +1,18 @@
 """Retries, dead letters and re-drives: one poison message never stops a partition.
 
-Every agent runs its handler through `guarded`: an error is retried with
-bounded backoff (handlers are idempotent, so a retry is safe); a message that
-can never decode, or still fails after the last attempt, goes to the
-dead-letter topic with its original key and bytes, the error, the source
-topic/partition/offset and the attempts, and the partition moves on. A dead
-letter is re-driven by sending its bytes back to its source topic.
+Every agent runs its handler through `guarded`. What happens on an error depends
+on whose fault it is:
+
+- the message's: it cannot be decoded or validated (`PERMANENT`), or the
+  handler still fails after `HANDLER_MAX_ATTEMPTS` with an error that is not a
+  system error. It goes to the dead-letter topic with its original key and
+  bytes, the error, the source topic/partition/offset and the attempts, and the
+  partition moves on. A dead letter is re-driven by sending its bytes back.
+- the system's (`SYSTEM`: a broker, topic, timeout or store error): nothing is
+  diverted. The agent holds the message (so its partition) and retries with
+  backoff until the error clears, while `/ops/health` says degraded
+  (`app.stalls`); if the partition moves to another worker meanwhile, the new
+  owner processes it. Handlers are idempotent, so a retry is always safe.
 """
 
 from __future__ import annotations
@@ -18,11 +25,14 @@ import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from aiokafka.errors import KafkaError
+from faust.exceptions import PartitionsMismatch, ProducerSendError
 from faust.types import EventT
 from pydantic import ValidationError
 
 from app.main import app
 from app.metrics import DEAD_LETTERS
+from app.stalls import stalls
 from app.topics import dead_letter_topic
 from models.dead_letters import DeadLetter, Redrive
 from models.envelope import utc_now
@@ -32,8 +42,12 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = int(os.environ.get("HANDLER_MAX_ATTEMPTS", "4"))
 BACKOFF_SECONDS = float(os.environ.get("HANDLER_BACKOFF_SECONDS", "0.2"))
+MAX_BACKOFF_SECONDS = 5.0
 PERMANENT = (ValidationError, UnknownSchemaVersion, UnicodeDecodeError)
 """Errors no retry can fix: the message itself is bad."""
+SYSTEM = (KafkaError, PartitionsMismatch, ProducerSendError, OSError)
+"""Errors of the system around the message (OSError covers timeouts, connections, disks):
+held and retried until they clear, never dead-lettered."""
 
 dead_letters = app.Table(
     "dead-letters", partitions=1, key_type=bytes, help="Dead letters by id, with their status."
@@ -61,24 +75,41 @@ Handler = Callable[[str, bytes], Awaitable[Any]]
 
 
 async def guarded(agent: str, event: EventT, handle: Handler) -> None:
-    """Run `handle(topic, value)`; retry, then dead-letter, but never raise."""
+    """Run `handle(topic, value)`; hold on system errors, dead-letter bad messages; never raise."""
     message = event.message
     fail_first = _injected(agent)
-    for attempt in range(1, MAX_ATTEMPTS + 1):
+    attempt = 0
+    while True:
         try:
-            if attempt <= fail_first:
-                raise InjectedFailure(f"injected failure {attempt} of {fail_first}")
+            if attempt < fail_first:
+                raise InjectedFailure(f"injected failure {attempt + 1} of {fail_first}")
             await handle(message.topic, event.value)
+            stalls.cleared(agent)
             return
         except PERMANENT as error:
-            await _bury(agent, event, error, attempt)
+            await _bury(agent, event, error, attempt + 1)
             return
+        except SYSTEM as error:
+            stalls.failed(agent, error)
+            if not await _hold(agent, event, stalls.failures(agent)):
+                return
         except Exception as error:
-            if attempt == MAX_ATTEMPTS:
+            attempt += 1
+            if attempt >= MAX_ATTEMPTS:
                 await _bury(agent, event, error, attempt)
                 return
             log.warning("%s: attempt %d failed (%r); retrying", agent, attempt, error)
             await asyncio.sleep(BACKOFF_SECONDS * 2 ** (attempt - 1))
+
+
+async def _hold(agent: str, event: EventT, failures: int) -> bool:
+    """Wait before the next try; False when the partition went to another worker."""
+    if event.message.tp not in app.consumer.assignment():
+        stalls.cleared(agent)
+        log.warning("%s: %s moved to another worker while held", agent, event.message.tp)
+        return False
+    await asyncio.sleep(min(MAX_BACKOFF_SECONDS, BACKOFF_SECONDS * 2 ** min(failures, 8)))
+    return True
 
 
 async def _bury(agent: str, event: EventT, error: BaseException, attempts: int) -> None:
@@ -98,8 +129,17 @@ async def _bury(agent: str, event: EventT, error: BaseException, attempts: int) 
         failed_at=utc_now(),
     )
     log.error("%s: dead-lettered %s after %d attempt(s): %s", agent, letter.id, attempts, error)
+    value = letter.model_dump_json().encode()
+    while True:  # the dead letter itself is held on a system error, never dropped
+        try:
+            await (await dead_letter_topic.send(key=letter.id, value=value))
+            break
+        except SYSTEM as send_error:
+            stalls.failed(agent, send_error)
+            if not await _hold(agent, event, stalls.failures(agent)):
+                return
+    stalls.cleared(agent)
     DEAD_LETTERS.labels(agent=agent).inc()
-    await (await dead_letter_topic.send(key=letter.id, value=letter.model_dump_json().encode()))
 
 
 def _b64(data: bytes | None) -> str | None:

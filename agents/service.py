@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from faust.types import TopicT
 
 from agents.commands import CommandHandler
+from app import faults
 from domain.saga import Dispatch
 from models.envelope import CommandEnvelope, CommandResult, EventEnvelope
 from models.upcasting import decode_event
@@ -84,6 +85,7 @@ class Service:
         # and a redelivered input dispatches the same commands (same ids) again
         for event in events:
             for dispatch in self.outbound(event):
+                await faults.reached("dispatch")
                 command = dispatch.command
                 if dispatch.reply is not None:
                     command = command.model_copy(

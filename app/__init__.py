@@ -19,6 +19,7 @@ import web.dead_letters
 import web.inventory
 import web.ops
 import web.orders
+from app import provisioning
 from app.main import app
 
 __all__ = ["app"]

@@ -16,12 +16,11 @@ from typing import Any
 
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
 from faust.types import TopicT
 
 from app.kafka_clients import client_options
 from app.main import app
+from app.provisioning import TopicSpec, ensure_topics
 from app.settings import settings
 from app.topics import reply_topic_name
 from models.envelope import CommandEnvelope, CommandResult
@@ -48,7 +47,9 @@ class CommandBus(faust.Service):
     async def on_start(self) -> None:
         instance = settings.instance_id or f"{app.conf.web_host}-{app.conf.web_port}"
         self.reply_topic = reply_topic_name(instance.replace("/", "-"))
-        await _ensure_reply_topic(self.reply_topic)
+        await ensure_topics(
+            {self.reply_topic: TopicSpec(1, {"retention.ms": str(REPLY_RETENTION_MS)})}
+        )
         # Under exactly_once a handler's reply is written in the transaction of the
         # command it answers: read_committed shows it only once the events and the
         # recorded result are committed with it (an aborted attempt is never
@@ -111,26 +112,6 @@ class CommandBus(faust.Service):
         except TimeoutError:
             self._pending.pop(command.command_id, None)
             raise CommandTimeout(command.command_id) from None
-
-
-async def _ensure_reply_topic(name: str) -> None:
-    admin = AIOKafkaAdminClient(**client_options())
-    await admin.start()
-    try:
-        await admin.create_topics(
-            [
-                NewTopic(
-                    name,
-                    num_partitions=1,
-                    replication_factor=settings.replication_factor,
-                    topic_configs={"retention.ms": str(REPLY_RETENTION_MS)},
-                )
-            ]
-        )
-    except TopicAlreadyExistsError:
-        pass
-    finally:
-        await admin.close()
 
 
 command_bus = CommandBus()

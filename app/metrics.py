@@ -5,6 +5,7 @@ What is measured where:
 - events processed and handling time per agent: a faust sensor sees every event
   of every agent's stream (services, projections, indexes, dead letters) from
   the moment the stream yields it until the agent asks for the next one;
+- agents held on a system error and those errors: `app.stalls`;
 - dead letters: `DEAD_LETTERS.labels(agent=...).inc()` where a message is buried;
 - command answers by HTTP status: counted where the answer is turned into a response;
 - consumer lag per topic/partition: set by `app.lag` each time it measures;
@@ -58,6 +59,16 @@ CONSUMER_LAG = Gauge(
 )
 CONSUMER_LAG_TOTAL = Gauge(
     "shop_consumer_lag_total_messages", "Sum of the consumer group's lag over its input topics."
+)
+AGENT_STALLED = Gauge(
+    "shop_agent_stalled",
+    "1 while an agent holds its partition on a system error (retrying, nothing diverted).",
+    ["agent"],
+)
+SYSTEM_ERRORS = Counter(
+    "shop_system_errors",
+    "System errors (broker, topic, timeout, store) met by an agent; each is retried.",
+    ["agent", "error_type"],
 )
 LAG_DEGRADED = Gauge(
     "shop_lag_degraded", "1 while the total lag is above LAG_DEGRADED_THRESHOLD (or unknown)."

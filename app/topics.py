@@ -6,13 +6,8 @@ are transport: a week is plenty. All values are raw bytes; models/ decodes.
 
 from __future__ import annotations
 
-import contextlib
-
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
 from faust.types import TopicT
 
-from app.kafka_clients import client_options
 from app.main import app
 from app.settings import settings
 from models.rebuilds import PROGRESS_TOPIC as REBUILD_PROGRESS
@@ -23,7 +18,7 @@ WEEK_MS = 7 * 24 * 3600 * 1000
 
 
 CATALOG: dict[str, tuple[int, int]] = {}
-"""Every topic name -> (partitions, retention in ms); created at start by `declare_topics`."""
+"""Every topic name -> (partitions, retention in ms); created at start by app.provisioning."""
 
 
 def _topic(name: str, retention_ms: int, partitions: int | None = None) -> TopicT:
@@ -82,33 +77,3 @@ def inputs(*topics: TopicT) -> TopicT:
 
 def reply_topic_name(instance_id: str) -> str:
     return settings.topic(f"{settings.app_id}.replies.{instance_id}")
-
-
-async def declare_topics() -> None:
-    """Create any missing topic with its partitions and retention, before consuming.
-
-    faust would only create the topics its agents subscribe to one by one, and a
-    topic missing at the first rebalance is silently left unassigned.
-    """
-    admin = AIOKafkaAdminClient(**client_options())
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        missing = [
-            NewTopic(
-                name,
-                num_partitions=partitions,
-                replication_factor=settings.replication_factor,
-                topic_configs={"retention.ms": str(retention), "cleanup.policy": "delete"},
-            )
-            for name, (partitions, retention) in CATALOG.items()
-            if name not in existing
-        ]
-        if missing:
-            with contextlib.suppress(TopicAlreadyExistsError):  # another worker was first
-                await admin.create_topics(missing)
-    finally:
-        await admin.close()
-
-
-app.declarations.append(declare_topics)

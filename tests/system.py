@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,6 +54,25 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+async def read_values(bootstrap: str, topic: str, partitions: int) -> list[bytes]:
+    """Every value of `topic` from the beginning to the end offsets read at the start."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        assigned = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(assigned)
+        await consumer.seek_to_beginning(*assigned)
+        ends = await consumer.end_offsets(assigned)
+        values: list[bytes] = []
+        while [tp for tp in assigned if await consumer.position(tp) < ends[tp]]:
+            batches = await consumer.getmany(timeout_ms=500)
+            for records in batches.values():
+                values.extend(r.value for r in records if r.value is not None)
+        return values
+    finally:
+        await consumer.stop()
 
 
 class Worker:
@@ -165,6 +185,11 @@ class System:
         for worker in self.workers:
             worker.stop()
         self.delete_topics()
+
+    def read_topic(self, name: str, partitions: int | None = None) -> list[bytes]:
+        """Every value of this system's topic `name`, straight from Kafka."""
+        count = partitions or int(self.env["SHOP_PARTITIONS"])
+        return asyncio.run(read_values(self.bootstrap, self.topic(name), count))
 
     def delete_topics(self) -> None:
         """Delete this system's topics: a broker holds open files for every partition,

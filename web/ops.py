@@ -4,7 +4,8 @@
   and takes commands (what start-up scripts and tests wait for); 503 before.
 - `GET /ops/health`: always 200 while the worker answers; `status` is `starting`,
   `ok`, or `degraded` (total consumer lag above LAG_DEGRADED_THRESHOLD, or lag
-  not measurable), with the lag's total and threshold.
+  not measurable, or an agent held on a system error: `stalled`), with the
+  lag's total and threshold and the stalled agents.
 - `GET /ops/ready`: the readiness probe: 200 when `/ops/health` says ok, else 503.
 - `GET /ops/lag`: the consumer group's committed and end offsets and lag per
   topic partition, from Kafka (cached for a couple of seconds).
@@ -22,6 +23,7 @@ from app import metrics
 from app.command_bus import command_bus
 from app.lag import LagUnavailable, lag_monitor
 from app.main import app
+from app.stalls import stalls
 
 
 def readiness() -> dict[str, object]:
@@ -38,11 +40,12 @@ def readiness() -> dict[str, object]:
 
 
 async def health() -> dict[str, Any]:
-    """readiness() and the consumer lag; `degraded` when lag is above the threshold."""
+    """readiness(), consumer lag and stalled agents; `degraded` on either."""
     body: dict[str, Any] = readiness()
     lag = await lag_monitor.health()
     body["lag"] = lag.as_dict()
-    if body["status"] == "ok" and lag.degraded:
+    body["stalled"] = stalls.current()
+    if body["status"] == "ok" and (lag.degraded or body["stalled"]):
         body["status"] = "degraded"
     return body
 

@@ -1,0 +1,83 @@
+"""Named fault points: an environment hook that breaks a worker at one point, on purpose.
+
+Crash and outage proofs need a worker to die or fail at an exact step, not at
+a lucky moment. `SHOP_FAULT` names the points and what happens there:
+
+    SHOP_FAULT="<point>:<action>[:<seconds>][@<hit>]"   (several: comma separated)
+
+    kill        the process is SIGKILLed at once (no cleanup, like a power cut)
+    stall:S     the point sleeps S seconds
+    fail:S      the point raises KafkaConnectionError for S seconds (a system error)
+    @N          from the N-th time the point is reached on (default: the first)
+
+Points: `append` (a command's events are produced), `dispatch` (a saga command
+is sent), `reply` (a command's answer is sent). Unset, a point costs one dict
+lookup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import time
+from dataclasses import dataclass
+
+from aiokafka.errors import KafkaConnectionError
+
+log = logging.getLogger(__name__)
+
+ACTIONS = ("kill", "stall", "fail")
+
+
+@dataclass
+class Fault:
+    point: str
+    action: str
+    seconds: float = 0.0
+    from_hit: int = 1
+    hits: int = 0
+    failing_until: float | None = None
+
+
+def parse(spec: str) -> dict[str, Fault]:
+    """SHOP_FAULT's text -> the fault of each point (ValueError naming the bad part)."""
+    faults: dict[str, Fault] = {}
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        body, _, hit = part.partition("@")
+        point, _, rest = body.partition(":")
+        action, _, seconds = rest.partition(":")
+        if not point or action not in ACTIONS:
+            raise ValueError(f"SHOP_FAULT {part!r}: expected <point>:{'|'.join(ACTIONS)}[:s][@n]")
+        try:
+            faults[point] = Fault(point, action, float(seconds or 0), int(hit or 1))
+        except ValueError:
+            raise ValueError(f"SHOP_FAULT {part!r}: seconds and @hit must be numbers") from None
+    return faults
+
+
+FAULTS = parse(os.environ.get("SHOP_FAULT", ""))
+
+
+async def reached(point: str) -> None:
+    """The worker is at `point`: do what SHOP_FAULT says there, if anything."""
+    fault = FAULTS.get(point)
+    if fault is None:
+        return
+    fault.hits += 1
+    if fault.hits < fault.from_hit:
+        return
+    if fault.action == "kill":
+        log.warning("fault %s: SIGKILL", point)
+        os.kill(os.getpid(), signal.SIGKILL)
+    elif fault.action == "stall":
+        log.warning("fault %s: stalling %.1fs", point, fault.seconds)
+        await asyncio.sleep(fault.seconds)
+    else:
+        now = time.monotonic()
+        if fault.failing_until is None:
+            fault.failing_until = now + fault.seconds
+            log.warning("fault %s: failing for %.1fs", point, fault.seconds)
+        if now < fault.failing_until:
+            raise KafkaConnectionError(f"fault injected at {point}")
