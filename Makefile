@@ -1,5 +1,5 @@
 # The two commands of the README, and a few conveniences.
-.PHONY: start test lint bench startup-loop broker-start broker-stop clean
+.PHONY: start test lint bench startup-loop crash-loop broker-start broker-stop clean
 
 start:  ## broker + two workers + sample traffic; Ctrl-C stops it all
 	@scripts/start.sh
@@ -21,6 +21,11 @@ startup-loop:  ## the start-up race and the outage test, STARTUP_RUNS times (def
 	@scripts/bootstrap.sh
 	@scripts/kafka.sh ensure
 	STARTUP_RUNS=$${STARTUP_RUNS:-20} .venv/bin/pytest -q tests/integration/test_startup.py
+
+crash-loop:  ## SIGKILL twice (the second restart on an empty data dir), CRASH_RUNS times (default 10)
+	@scripts/bootstrap.sh
+	@scripts/kafka.sh ensure
+	CRASH_RUNS=$${CRASH_RUNS:-10} .venv/bin/pytest -q tests/integration/test_crash.py
 
 broker-start:
 	@scripts/kafka.sh start

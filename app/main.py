@@ -12,6 +12,7 @@ from faust.streams import current_event
 from faust.transport.consumer import TransactionManager
 from faust.types import TransportT
 
+from app.durable_table import DurableTable
 from app.producer import ShopProducer
 from app.settings import settings
 
@@ -113,6 +114,7 @@ app = ShopApp(
     topic_replication_factor=settings.replication_factor,
     processing_guarantee=settings.processing_guarantee,
     table_standby_replicas=settings.standby_replicas,
+    Table=DurableTable,
     # Keys are plain aggregate ids on every topic and table, so that Kafka tools
     # show them as they are and table_route hashes them like the producer does.
     key_serializer="raw",

@@ -36,7 +36,18 @@ class AllTopicsProducer(aiokafka.AIOKafkaProducer):
 
 
 class ShopProducer(Producer):
-    """faust's aiokafka producer service, building AllTopicsProducer clients."""
+    """faust's aiokafka producer service, building AllTopicsProducer clients.
+
+    Its flush, which faust runs before committing input offsets, also waits until
+    every table's changelog records are acknowledged (app/durable_table.py).
+    """
+
+    async def flush(self) -> None:
+        await super().flush()
+        for table in list(self.app.tables.values()):
+            wait_durable = getattr(table, "wait_durable", None)
+            if wait_durable is not None:
+                await wait_durable()
 
     @property
     def _producer_type(self) -> type[aiokafka.AIOKafkaProducer]:

@@ -41,11 +41,13 @@ READ_MODEL = {"accounts": accounts, "account-history": account_history}
 
 
 def project(envelope: EventEnvelope, views: Mapping[str, Any] = READ_MODEL) -> bool:
-    """Fold one event into the account read models; False if it was already folded."""
-    if fold_into(views["accounts"], ACCOUNTS, envelope) is None:
-        return False
+    """Fold one event into the account read models; False if it was already folded.
+
+    A repeated event writes its history row again (see fold_into's rewrite_repeat).
+    """
+    folded = fold_into(views["accounts"], ACCOUNTS, envelope, rewrite_repeat=True) is not None
     history = views["account-history"]
     history[history_key(envelope.aggregate_id, envelope.aggregate_version)] = envelope.model_dump(
         mode="json"
     )
-    return True
+    return folded

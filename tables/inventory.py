@@ -12,4 +12,4 @@ stock = table("stock", "Read model: each SKU's on-hand, reserved and available u
 
 
 def project(envelope: EventEnvelope) -> bool:
-    return fold_into(stock, STOCKS, envelope) is not None
+    return fold_into(stock, STOCKS, envelope, rewrite_repeat=True) is not None

@@ -12,11 +12,11 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
 
 from domain.orders import ORDERS
 from models.envelope import EventEnvelope
-from models.orders import Order
+from models.orders import Order, OrderStatus
 from tables.aggregates import aggregate_tables, table
 from tables.ranges import rows_with_prefix
 from tables.read_models import fold_into
@@ -63,12 +63,18 @@ BY_ID = {"orders": orders}
 
 
 def project(envelope: EventEnvelope, views: Mapping[str, Any] = BY_ID) -> list[Feed]:
-    """Fold an order event into the by-id view; the feeds for the repartitioned views."""
+    """Fold an order event into the by-id view; the feeds for the repartitioned views.
+
+    A repeated event at the row's version writes the row and its feeds again, with
+    a removal from every other status: after a crash they may never have been sent.
+    """
     by_id = views["orders"]
     previous = by_id.get(envelope.aggregate_id)
-    order = fold_into(by_id, ORDERS, envelope)
+    order = fold_into(by_id, ORDERS, envelope, rewrite_repeat=True)
     if order is None:
-        return []
+        if previous is None or previous["version"] != envelope.aggregate_version:
+            return []
+        return _feeds_again(Order.model_validate(previous))
     row = summary(order)
     feeds = [Feed("customer", order.customer_id, json.dumps(row).encode())]
     old_status = None if previous is None else previous["status"]
@@ -77,6 +83,16 @@ def project(envelope: EventEnvelope, views: Mapping[str, Any] = BY_ID) -> list[F
             remove = {"op": "remove", **row, "status": old_status}
             feeds.append(Feed("status", old_status, json.dumps(remove).encode()))
         feeds.append(Feed("status", str(order.status), json.dumps({"op": "add", **row}).encode()))
+    return feeds
+
+
+def _feeds_again(order: Order) -> list[Feed]:
+    row = summary(order)
+    feeds = [Feed("customer", order.customer_id, json.dumps(row).encode())]
+    for status in get_args(OrderStatus):
+        op = "add" if status == order.status else "remove"
+        message = {"op": op, **row, "status": status}
+        feeds.append(Feed("status", status, json.dumps(message).encode()))
     return feeds
 
 

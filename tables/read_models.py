@@ -15,14 +15,27 @@ from models.envelope import EventEnvelope
 log = logging.getLogger(__name__)
 
 
-def fold_into(table: Any, decider: Decider[Any, Any, Any], envelope: EventEnvelope) -> Any:
-    """The aggregate's state after folding `envelope` into `table`; None if already folded."""
+def fold_into(
+    table: Any,
+    decider: Decider[Any, Any, Any],
+    envelope: EventEnvelope,
+    *,
+    rewrite_repeat: bool = False,
+) -> Any:
+    """The aggregate's state after folding `envelope` into `table`; None if already folded.
+
+    With `rewrite_repeat`, an event at the row's own version writes the row again:
+    after a crash the local store can be ahead of its changelog (the row stored,
+    its record never sent), and the redelivered event is the one chance to send it.
+    """
     key = envelope.aggregate_id
     stored = table.get(key)
     state = (
         decider.initial_state(key) if stored is None else decider.state_type.model_validate(stored)
     )
     if envelope.aggregate_version <= state.version:
+        if rewrite_repeat and envelope.aggregate_version == state.version:
+            table[key] = stored
         return None
     if envelope.aggregate_version != state.version + 1:
         log.error(
