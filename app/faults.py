@@ -6,12 +6,13 @@ a lucky moment. `SHOP_FAULT` names the points and what happens there:
     SHOP_FAULT="<point>:<action>[:<seconds>][@<hit>]"   (several: comma separated)
 
     kill        the process is SIGKILLed at once (no cleanup, like a power cut)
-    stall:S     the point sleeps S seconds
+    stall:S     the point sleeps S seconds, once
     fail:S      the point raises KafkaConnectionError for S seconds (a system error)
-    @N          from the N-th time the point is reached on (default: the first)
+    @N          at the N-th time the point is reached (default: the first)
 
 Points: `append` (a command's events are produced), `dispatch` (a saga command
-is sent), `reply` (a command's answer is sent). Unset, a point costs one dict
+is sent), `reply` (a command's answer is sent), `changelog` (a table's changelog
+record is handed to the producer). Unset, a point costs one dict
 lookup.
 """
 
@@ -72,8 +73,9 @@ async def reached(point: str) -> None:
         log.warning("fault %s: SIGKILL", point)
         os.kill(os.getpid(), signal.SIGKILL)
     elif fault.action == "stall":
-        log.warning("fault %s: stalling %.1fs", point, fault.seconds)
-        await asyncio.sleep(fault.seconds)
+        if fault.hits == fault.from_hit:
+            log.warning("fault %s: stalling %.1fs", point, fault.seconds)
+            await asyncio.sleep(fault.seconds)
     else:
         now = time.monotonic()
         if fault.failing_until is None:

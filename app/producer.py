@@ -19,6 +19,8 @@ import aiokafka
 from aiokafka.client import AIOKafkaClient
 from faust.transport.drivers.aiokafka import Producer
 
+from app import faults
+
 
 class AllTopicsProducer(aiokafka.AIOKafkaProducer):
     """An AIOKafkaProducer whose client never narrows "all topics" to a few."""
@@ -41,6 +43,15 @@ class ShopProducer(Producer):
     Its flush, which faust runs before committing input offsets, also waits until
     every table's changelog records are acknowledged (app/durable_table.py).
     """
+
+    async def send(  # type: ignore[no-untyped-def]
+        self, topic, key, value, partition, timestamp, headers, *, transactional_id=None
+    ):
+        if topic.endswith("-changelog"):
+            await faults.reached("changelog")
+        return await super().send(
+            topic, key, value, partition, timestamp, headers, transactional_id=transactional_id
+        )
 
     async def flush(self) -> None:
         await super().flush()

@@ -16,6 +16,7 @@ import random
 import shutil
 import time
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
@@ -49,7 +50,9 @@ async def send_until_answered(
     raise AssertionError(f"no answer for {key} within 180s")
 
 
-async def drive(worker: Worker, kills: list[float]) -> dict[str, Any]:
+async def drive(worker: Worker, kills: list[Callable[[], Awaitable[None]]]) -> dict[str, Any]:
+    """300 commands over 20 accounts; SIGKILL after each of `kills`, the last restart
+    on an empty data dir."""
     rng = random.Random(7)
     expected: dict[str, Decimal] = defaultdict(lambda: Decimal("0.00"))
     versions: dict[str, int] = {}
@@ -82,8 +85,8 @@ async def drive(worker: Worker, kills: list[float]) -> dict[str, Any]:
                 assert response.json()["error"] == "insufficient_funds"
 
         async def killer() -> None:
-            for n, at in enumerate(kills, start=1):
-                await asyncio.sleep(at)
+            for n, moment in enumerate(kills, start=1):
+                await moment()
                 worker.kill()
                 if n == len(kills):  # the last restart: nothing local, all from Kafka
                     shutil.rmtree(worker.datadir, ignore_errors=True)
@@ -123,35 +126,70 @@ def test_sigkill_twice_during_a_run_loses_and_duplicates_nothing(
     system = System(tmp_path_factory.mktemp("crash"))
     try:
         worker = system.worker().wait_ready()
-        outcome = asyncio.run(drive(worker, kills=[3.0, 6.0]))
-        worker.wait_ready()
-        api = httpx.Client(base_url=worker.url, timeout=30.0)
-        for account, balance in outcome["expected"].items():
-            version = outcome["versions"][account]
-            state = api.get(f"/accounts/{account}", params={"min_version": version})
-            assert state.status_code == 200, state.text
-            assert Decimal(state.json()["balance"]) == balance, account
-            assert state.json()["version"] == version == outcome["accepted"][account] + 1
-
-        events = read_events(system)
-        by_id: dict[str, EventEnvelope] = {}
-        for event in events:
-            kept = by_id.setdefault(str(event.event_id), event)
-            assert kept.payload == event.payload  # a re-published event is the same event
-        streams: dict[str, list[EventEnvelope]] = defaultdict(list)
-        for event in by_id.values():
-            streams[event.aggregate_id].append(event)
-        for account, stream in streams.items():
-            stream.sort(key=lambda e: e.aggregate_version)
-            assert [e.aggregate_version for e in stream] == list(range(1, len(stream) + 1))
-            replayed = ACCOUNTS.replay(account, stream)
-            model = api.get(f"/accounts/{account}").json()
-            assert (str(replayed.balance), replayed.version) == (model["balance"], model["version"])
-            history = api.get(f"/accounts/{account}/events").json()["events"]
-            assert [e["event_id"] for e in history] == [str(e.event_id) for e in stream], account
-        print(
-            f"\n{COMMANDS_N} commands, 2 kills, {len(events)} event records, "
-            f"{len(events) - len(by_id)} re-published duplicates"
-        )
+        outcome = asyncio.run(drive(worker, kills=[after_seconds(3.0), after_seconds(6.0)]))
+        check_against_the_log(system, worker, outcome)
     finally:
         system.stop()
+
+
+@pytest.mark.parametrize("run", range(int(os.environ.get("CRASH_RUNS", "1"))))
+def test_a_kill_while_the_changelog_is_stalled_loses_no_row(
+    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory, run: int
+) -> None:
+    """The changelog stalls for 8 s (a slow broker) while events keep being folded and
+    the consumer keeps committing; a SIGKILL in the middle, then a restart on an
+    empty data dir: every row must come back from Kafka, none committed-but-lost."""
+    system = System(tmp_path_factory.mktemp("stall"), SHOP_FAULT="changelog:stall:8@150")
+    try:
+        worker = system.worker().wait_ready()
+        stalled = after_log_line(worker, "fault changelog: stalling", then=3.0)
+        outcome = asyncio.run(drive(worker, kills=[stalled]))
+        check_against_the_log(system, worker, outcome)
+    finally:
+        system.stop()
+
+
+def after_seconds(seconds: float) -> Callable[[], Awaitable[None]]:
+    return lambda: asyncio.sleep(seconds)
+
+
+def after_log_line(worker: Worker, text: str, then: float) -> Callable[[], Awaitable[None]]:
+    async def wait() -> None:
+        while text not in worker.log_path.read_text(errors="replace"):  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(then)
+
+    return wait
+
+
+def check_against_the_log(system: System, worker: Worker, outcome: dict[str, Any]) -> None:
+    """Balances as answered; versions 1..n; balance and history == the event topic."""
+    worker.wait_ready()
+    api = httpx.Client(base_url=worker.url, timeout=30.0)
+    for account, balance in outcome["expected"].items():
+        version = outcome["versions"][account]
+        state = api.get(f"/accounts/{account}", params={"min_version": version})
+        assert state.status_code == 200, state.text
+        assert Decimal(state.json()["balance"]) == balance, account
+        assert state.json()["version"] == version == outcome["accepted"][account] + 1
+
+    events = read_events(system)
+    by_id: dict[str, EventEnvelope] = {}
+    for event in events:
+        kept = by_id.setdefault(str(event.event_id), event)
+        assert kept.payload == event.payload  # a re-published event is the same event
+    streams: dict[str, list[EventEnvelope]] = defaultdict(list)
+    for event in by_id.values():
+        streams[event.aggregate_id].append(event)
+    for account, stream in streams.items():
+        stream.sort(key=lambda e: e.aggregate_version)
+        assert [e.aggregate_version for e in stream] == list(range(1, len(stream) + 1))
+        replayed = ACCOUNTS.replay(account, stream)
+        model = api.get(f"/accounts/{account}").json()
+        assert (str(replayed.balance), replayed.version) == (model["balance"], model["version"])
+        history = api.get(f"/accounts/{account}/events").json()["events"]
+        assert [e["event_id"] for e in history] == [str(e.event_id) for e in stream], account
+    print(
+        f"\n{COMMANDS_N} commands, {len(events)} event records, "
+        f"{len(events) - len(by_id)} re-published duplicates"
+    )
