@@ -1,0 +1,345 @@
+"""Peers: the same account fold in a raw aiokafka loop and in Quix Streams.
+
+    python -m bench.peers [--events 200000] [--accounts 1000] [--project-eps EPS]
+
+In one run, on the shared broker:
+
+1. create a fresh topic (unique name, 8 partitions) and produce N account events to it
+   with `bench.accounts.make_events` (JSON `EventEnvelope`s keyed by account id);
+2. fold the same N events, from the beginning, into two read models: per account the
+   balance (Decimal) and version, and every event by "account/version":
+   a. raw aiokafka: no group, all partitions assigned, `getmany` + orjson (json if
+      orjson is missing) + the fold into dicts in memory;
+   b. Quix Streams: an `Application` (own consumer group, earliest, RocksDB state with
+      changelog in a temp dir), `StreamingDataFrame.apply(..., stateful=True)` folding
+      into its state: `state.set("account", {balance, version})` and
+      `state.set(f"v{version}", event)`, stopped by `app.stop()` after the N-th event;
+3. print events/s (first record -> last record) and the ratios; `--project-eps` pastes in
+   the project's worker figure (from `bench.accounts`, not run here) for a third line.
+
+The topic, Quix's changelog topic(s) and its consumer group are deleted at the end.
+Needs the `bench` extra (`pip install -e .[bench]`); without Quix Streams only the raw
+fold runs. Figures come from one run on a shared machine: compare the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import platform
+import tempfile
+import time
+import uuid
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from importlib import metadata
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from bench.accounts import Expected, make_events, partitions_of, produce
+from tests.system import bootstrap_servers
+
+PARTITIONS = 8
+FOLD_TIMEOUT = 900.0
+"""Seconds a fold may take before the bench gives up."""
+
+
+def json_loads() -> Callable[[bytes], Any]:
+    """orjson.loads when installed (the `bench` extra), else the standard library's."""
+    try:
+        import orjson
+    except ImportError:
+        return json.loads
+    return orjson.loads
+
+
+def version_of(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+# --- the fold, shared by both peers --------------------------------------------------------
+
+
+def evolve(balance: Decimal, event: dict[str, Any]) -> Decimal:
+    """The new balance after one account event; money is Decimal, parsed from its string."""
+    kind = event["event_type"]
+    if kind == "MoneyDeposited":
+        return balance + Decimal(event["payload"]["amount"])
+    if kind == "MoneyWithdrawn":
+        return balance - Decimal(event["payload"]["amount"])
+    if kind == "AccountOpened":
+        return balance
+    raise ValueError(f"unknown event type {kind!r}")
+
+
+@dataclass
+class FoldRun:
+    events: int
+    first_to_last_s: float
+    total_s: float
+    """From starting the consumer (raw) or `app.run()` (Quix) until it returned."""
+    cpu_s: float
+    mismatches: int
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.first_to_last_s if self.first_to_last_s > 0 else float("nan")
+
+
+def check(balances: dict[str, tuple[Decimal, int]], expected: dict[str, Expected]) -> int:
+    return sum(
+        1
+        for account, want in expected.items()
+        if balances.get(account) != (want.balance, want.version)
+    )
+
+
+# --- a. raw aiokafka ----------------------------------------------------------------------
+
+
+async def fold_raw(bootstrap: str, topic: str, n: int, expected: dict[str, Expected]) -> FoldRun:
+    loads = json_loads()
+    balances: dict[str, tuple[Decimal, int]] = {}
+    events: dict[str, dict[str, Any]] = {}
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None
+    )
+    started, cpu = time.perf_counter(), time.process_time()
+    await consumer.start()
+    try:
+        tps = await partitions_of(bootstrap, topic)
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        seen = 0
+        first = last = 0.0
+        deadline = time.perf_counter() + FOLD_TIMEOUT
+        while seen < n:
+            if time.perf_counter() > deadline:
+                raise TimeoutError(f"raw fold: {seen}/{n} in {FOLD_TIMEOUT:.0f} s")
+            batch = await consumer.getmany(timeout_ms=1000, max_records=10_000)
+            if batch and not first:
+                first = time.perf_counter()
+            for records in batch.values():
+                for record in records:
+                    assert record.value is not None
+                    event = loads(record.value)
+                    account: str = event["aggregate_id"]
+                    version: int = event["aggregate_version"]
+                    balance, _ = balances.get(account, (Decimal("0.00"), 0))
+                    balances[account] = (evolve(balance, event), version)
+                    events[f"{account}/{version}"] = event
+                seen += len(records)
+        last = time.perf_counter()
+    finally:
+        await consumer.stop()
+    total, cpu = time.perf_counter() - started, time.process_time() - cpu
+    if len(events) != n:
+        raise RuntimeError(f"raw fold: {len(events)} distinct events, want {n}")
+    return FoldRun(seen, last - first, total, cpu, check(balances, expected))
+
+
+# --- b. Quix Streams ----------------------------------------------------------------------
+
+
+def fold_quix(
+    bootstrap: str, topic: str, group: str, n: int, expected: dict[str, Expected]
+) -> FoldRun | None:
+    """Fold the topic with a Quix Streams Application (main thread: it installs signal handlers)."""
+    try:
+        # record=True swallows a dependency's import-time deprecation notice (authlib
+        # forces its own "always" filter, so a plain "ignore" does not hold)
+        with warnings.catch_warnings(record=True):
+            from quixstreams import Application, State
+    except ImportError:
+        print("  Quix Streams is not installed (pip install -e .[bench]): skipped")
+        return None
+
+    finals = {account: want.version for account, want in expected.items()}
+    want_balances = {account: want.balance for account, want in expected.items()}
+    progress = {"seen": 0, "mismatches": 0}
+    marks = {"first": 0.0, "last": 0.0}
+
+    with tempfile.TemporaryDirectory(prefix="bench-peers-quix-") as state_dir:
+        app = Application(
+            broker_address=bootstrap,
+            consumer_group=group,
+            auto_offset_reset="earliest",
+            state_dir=state_dir,
+            loglevel="WARNING",
+        )
+
+        def fold(event: dict[str, Any], state: State) -> None:
+            if not progress["seen"]:
+                marks["first"] = time.perf_counter()
+            account: str = event["aggregate_id"]
+            version: int = event["aggregate_version"]
+            row = state.get("account")
+            balance = Decimal(row["balance"]) if row else Decimal("0.00")
+            balance = evolve(balance, event)
+            state.set("account", {"balance": str(balance), "version": version})
+            state.set(f"v{version}", event)
+            if version == finals[account] and balance != want_balances[account]:
+                progress["mismatches"] += 1
+            progress["seen"] += 1
+            if progress["seen"] == n:
+                marks["last"] = time.perf_counter()
+                app.stop()
+
+        source = app.topic(topic, key_deserializer="str", value_deserializer="json")
+        sdf = app.dataframe(source)
+        sdf.apply(fold, stateful=True)
+
+        started, cpu = time.perf_counter(), time.process_time()
+        app.run(collect=False)
+        total, cpu = time.perf_counter() - started, time.process_time() - cpu
+    if progress["seen"] != n:
+        raise RuntimeError(f"Quix fold stopped after {progress['seen']}/{n} events")
+    return FoldRun(
+        progress["seen"], marks["last"] - marks["first"], total, cpu, progress["mismatches"]
+    )
+
+
+# --- topics --------------------------------------------------------------------------------
+
+
+async def create_topic(bootstrap: str, topic: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
+    finally:
+        await admin.close()
+
+
+async def cleanup(bootstrap: str, prefix: str, group: str) -> list[str]:
+    """Delete this run's topics: the input one and Quix's `changelog__<group>--...`."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        names = sorted(
+            t for t in await admin.list_topics() if t.startswith(prefix) or f"__{group}--" in t
+        )
+        if names:
+            await admin.delete_topics(names)
+    finally:
+        await admin.close()
+    return names
+
+
+def delete_group(bootstrap: str, group: str) -> str:
+    """Quix's consumer group (aiokafka's admin cannot delete groups; confluent-kafka can)."""
+    try:
+        from confluent_kafka.admin import AdminClient
+    except ImportError:
+        return "not deleted (confluent-kafka missing)"
+    admin = AdminClient({"bootstrap.servers": bootstrap})  # alive until the future resolves
+    futures = admin.delete_consumer_groups([group], request_timeout=30)
+    try:
+        futures[group].result(timeout=40)
+    except Exception as error:  # best effort
+        return f"not deleted ({error!r})"
+    return "deleted"
+
+
+# --- the run -------------------------------------------------------------------------------
+
+
+def line(label: str, value: str, note: str = "") -> None:
+    print(f"  {label:<40} {value:>12}  {note}")
+
+
+def report(n: int, raw: FoldRun, quix: FoldRun | None, project_eps: float | None) -> None:
+    print(f"\nfold of the same {n} events (events/s from first record to last)")
+    print(f"  {'':<40} {'events/s':>12}  notes")
+    decoder = "json" if json_loads() is json.loads else "orjson"
+    peers = ((f"raw aiokafka + {decoder} + dict", raw), ("Quix Streams (RocksDB state)", quix))
+    for name, run in peers:
+        if run is None:
+            continue
+        checked = "read models match" if not run.mismatches else f"{run.mismatches} MISMATCHES"
+        line(
+            name,
+            f"{run.rate:,.0f}",
+            f"{run.first_to_last_s:.2f} s; start->stopped {run.total_s:.2f} s "
+            f"({run.events / run.total_s:,.0f}/s); CPU {1e6 * run.cpu_s / run.events:.0f} "
+            f"µs/event; {checked}",
+        )
+    if project_eps is not None:
+        line("project worker (--project-eps)", f"{project_eps:,.0f}", "pasted in, not run here")
+    if quix is not None:
+        ratio = quix.rate / raw.rate
+        line("ratio Quix / raw", f"{ratio:.3f}", f"raw is {1 / ratio:.1f}x faster")
+    if project_eps is not None:
+        line("ratio project / raw", f"{project_eps / raw.rate:.4f}", "")
+        if quix is not None:
+            line(
+                "ratio project / Quix",
+                f"{project_eps / quix.rate:.3f}",
+                f"Quix is {quix.rate / project_eps:.1f}x",
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--accounts", type=int, default=1000)
+    parser.add_argument(
+        "--project-eps",
+        type=float,
+        default=None,
+        help="the project's worker events/s (from bench.accounts) to print alongside",
+    )
+    args = parser.parse_args()
+    if args.events < args.accounts:
+        parser.error("--events must be at least --accounts")
+
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(
+        f"machine: {os.cpu_count()} cores (nproc {len(os.sched_getaffinity(0))}), "
+        f"load avg {load}; python {platform.python_version()}"
+    )
+    print(
+        f"aiokafka {version_of('aiokafka')}, quixstreams {version_of('quixstreams')}, "
+        f"confluent-kafka {version_of('confluent-kafka')}, orjson {version_of('orjson')}"
+    )
+    print(f"N = {args.events} events over {args.accounts} accounts, {PARTITIONS} partitions")
+
+    bootstrap = bootstrap_servers()
+    run = uuid.uuid4().hex[:8]
+    prefix = f"bench-peers-{run}"
+    topic = f"{prefix}.accounts.events"
+    group = f"{prefix}-quix"
+
+    started = time.perf_counter()
+    work = make_events(args.events, args.accounts, run)
+    n = len(work.records)
+    print(f"generated {n} events in {time.perf_counter() - started:.1f} s; topic {topic}")
+    try:
+        asyncio.run(create_topic(bootstrap, topic))
+        produce_s = asyncio.run(produce(bootstrap, topic, work.records))
+        print(f"produced in {produce_s:.1f} s ({n / produce_s:,.0f}/s, acks=all)")
+        raw = asyncio.run(fold_raw(bootstrap, topic, n, work.expected))
+        print(f"raw fold done in {raw.total_s:.1f} s")
+        quix = fold_quix(bootstrap, topic, group, n, work.expected)
+        report(n, raw, quix, args.project_eps)
+    finally:
+        deleted = asyncio.run(cleanup(bootstrap, prefix, group))
+        print(f"\ncleanup: deleted topics {', '.join(deleted) or 'none'}")
+        if version_of("quixstreams") != "not installed":
+            print(f"cleanup: consumer group {group} {delete_group(bootstrap, group)}")
+        print(f"load avg at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.WARNING)
+    main()
