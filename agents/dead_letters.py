@@ -3,6 +3,9 @@
 Every agent runs its handler through `guarded`. What happens on an error depends
 on whose fault it is:
 
+- a read model's gap (`Gap`: the event is past its row's next version): the
+  missing versions are read from the log and folded first (agents/gap_repair.py),
+  never folded past;
 - the message's: it cannot be decoded or validated (`PERMANENT`), or the
   handler still fails after `HANDLER_MAX_ATTEMPTS` with an error that is not a
   system error. It goes to the dead-letter topic with its original key and
@@ -30,21 +33,23 @@ from faust.exceptions import PartitionsMismatch, ProducerSendError
 from faust.types import EventT
 from pydantic import ValidationError
 
+from agents.gap_repair import GapInLog, events_between
 from app.main import app
-from app.metrics import DEAD_LETTERS
+from app.metrics import DEAD_LETTERS, GAPS_FILLED
 from app.stalls import stalls
 from app.topics import dead_letter_topic
 from models.dead_letters import DeadLetter, Redrive
 from models.envelope import utc_now
 from models.upcasting import UnknownSchemaVersion
+from tables.read_models import Gap
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = int(os.environ.get("HANDLER_MAX_ATTEMPTS", "4"))
 BACKOFF_SECONDS = float(os.environ.get("HANDLER_BACKOFF_SECONDS", "0.2"))
 MAX_BACKOFF_SECONDS = 5.0
-PERMANENT = (ValidationError, UnknownSchemaVersion, UnicodeDecodeError)
-"""Errors no retry can fix: the message itself is bad."""
+PERMANENT = (ValidationError, UnknownSchemaVersion, UnicodeDecodeError, GapInLog)
+"""Errors no retry can fix: the message itself is bad (or the log lacks what it follows)."""
 SYSTEM = (KafkaError, PartitionsMismatch, ProducerSendError, OSError)
 """Errors of the system around the message (OSError covers timeouts, connections, disks):
 held and retried until they clear, never dead-lettered."""
@@ -79,8 +84,20 @@ async def guarded(agent: str, event: EventT, handle: Handler) -> None:
     message = event.message
     fail_first = _injected(agent)
     attempt = 0
+    gap: Gap | None = None
+    backlog: list[bytes] = []
     while True:
         try:
+            if gap is not None:  # fold the versions the read model lacks first
+                backlog = await events_between(
+                    message.topic, message.partition, message.offset, gap
+                )
+                log.warning("%s: %s; folding %d from the log first", agent, gap, len(backlog))
+                GAPS_FILLED.labels(agent=agent).inc()
+                gap = None
+            while backlog:
+                await handle(message.topic, backlog[0])
+                backlog.pop(0)
             if attempt < fail_first:
                 raise InjectedFailure(f"injected failure {attempt + 1} of {fail_first}")
             await handle(message.topic, event.value)
@@ -89,6 +106,12 @@ async def guarded(agent: str, event: EventT, handle: Handler) -> None:
         except PERMANENT as error:
             await _bury(agent, event, error, attempt + 1)
             return
+        except Gap as found:
+            attempt += 1
+            if attempt >= MAX_ATTEMPTS:
+                await _bury(agent, event, found, attempt)
+                return
+            gap = found
         except SYSTEM as error:
             stalls.failed(agent, error)
             if not await _hold(agent, event, stalls.failures(agent)):

@@ -70,6 +70,11 @@ SYSTEM_ERRORS = Counter(
     "System errors (broker, topic, timeout, store) met by an agent; each is retried.",
     ["agent", "error_type"],
 )
+GAPS_FILLED = Counter(
+    "shop_read_model_gaps_filled",
+    "Folds that met an event past its row's next version and folded the missing from the log.",
+    ["agent"],
+)
 LAG_DEGRADED = Gauge(
     "shop_lag_degraded", "1 while the total lag is above LAG_DEGRADED_THRESHOLD (or unknown)."
 )

@@ -6,13 +6,23 @@ identifies a redelivered or re-published event without a separate index.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from domain.decider import Decider
 from models.envelope import EventEnvelope
 
-log = logging.getLogger(__name__)
+
+class Gap(Exception):
+    """An event is not the next one of its aggregate: the versions between are missing here.
+
+    Never folded past: the caller reads the missing events from the log first
+    (agents/dead_letters.py does, for every agent)."""
+
+    def __init__(self, aggregate_id: str, have: int, got: int) -> None:
+        super().__init__(f"gap in {aggregate_id}: read model at version {have}, event at {got}")
+        self.aggregate_id = aggregate_id
+        self.have = have
+        self.got = got
 
 
 def fold_into(
@@ -23,6 +33,8 @@ def fold_into(
     rewrite_repeat: bool = False,
 ) -> Any:
     """The aggregate's state after folding `envelope` into `table`; None if already folded.
+
+    Raises Gap, writing nothing, when the event is past the next version.
 
     With `rewrite_repeat`, an event at the row's own version writes the row again:
     after a crash the local store can be ahead of its changelog (the row stored,
@@ -38,13 +50,7 @@ def fold_into(
             table[key] = stored
         return None
     if envelope.aggregate_version != state.version + 1:
-        log.error(
-            "gap in %s %s: read model at version %d, event at %d",
-            envelope.aggregate_type,
-            key,
-            state.version,
-            envelope.aggregate_version,
-        )
+        raise Gap(key, state.version, envelope.aggregate_version)
     state = decider.apply(state, envelope)
     table[key] = state.model_dump(mode="json")
     return state

@@ -13,10 +13,13 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 import app  # noqa: F401 - the App first: tables are declared on it
 from domain.accounts import ACCOUNTS
 from models.envelope import CommandEnvelope, EventEnvelope
 from tables import accounts, orders
+from tables.read_models import Gap
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -113,3 +116,13 @@ def test_a_repeated_order_event_sends_its_feeds_again_and_removes_other_statuses
     ops = {f.key: json.loads(f.value)["op"] for f in feeds if f.view == "status"}
     assert ops.pop("paid") == "add"
     assert set(ops.values()) == {"remove"} and "pending" in ops and "shipped" in ops
+
+
+def test_an_event_past_the_next_version_is_a_gap_and_writes_nothing() -> None:
+    views = {"accounts": ChangelogDict(), "account-history": ChangelogDict()}
+    opened, deposited = account_events()
+    with pytest.raises(Gap) as gap:
+        accounts.project(deposited, views)
+    assert (gap.value.aggregate_id, gap.value.have, gap.value.got) == ("acc-1", 0, 2)
+    assert views["accounts"].writes == [] and views["account-history"].writes == []
+    assert accounts.project(opened, views) and accounts.project(deposited, views)
