@@ -65,16 +65,14 @@ BY_ID = {"orders": orders}
 def project(envelope: EventEnvelope, views: Mapping[str, Any] = BY_ID) -> list[Feed]:
     """Fold an order event into the by-id view; the feeds for the repartitioned views.
 
-    A repeated event at the row's version writes the row and its feeds again, with
-    a removal from every other status: after a crash they may never have been sent.
+    A repeated event writes the row and its feeds again, with a removal from every
+    other status: after a crash they may never have been sent (see fold_into).
     """
     by_id = views["orders"]
     previous = by_id.get(envelope.aggregate_id)
     order = fold_into(by_id, ORDERS, envelope, rewrite_repeat=True)
     if order is None:
-        if previous is None or previous["version"] != envelope.aggregate_version:
-            return []
-        return _feeds_again(Order.model_validate(previous))
+        return [] if previous is None else _feeds_again(Order.model_validate(previous))
     row = summary(order)
     feeds = [Feed("customer", order.customer_id, json.dumps(row).encode())]
     old_status = None if previous is None else previous["status"]
@@ -109,14 +107,19 @@ def index_by_status(raw: bytes) -> None:
         _upsert(orders_by_status, key, message)
         return
     stored = orders_by_status.get(key)
-    if stored is not None and stored["version"] <= message["version"]:
-        del orders_by_status[key]
+    if stored is not None and stored["version"] > message["version"]:
+        orders_by_status[key] = stored  # a repeat: the changelog must hold the newer row
+        return
+    if stored is None:  # a repeat: its tombstone may never have reached the changelog
+        orders_by_status[key] = message
+    del orders_by_status[key]
 
 
 def _upsert(view: Any, key: str, row: dict[str, Any]) -> None:
+    """The newer of the stored and the given row; written either way, so a repeated
+    message carries the row to the changelog again (see fold_into)."""
     stored = view.get(key)
-    if stored is None or stored["version"] < row["version"]:
-        view[key] = row
+    view[key] = row if stored is None or stored["version"] < row["version"] else stored
 
 
 def record_step(envelope: EventEnvelope) -> None:

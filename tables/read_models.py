@@ -36,9 +36,10 @@ def fold_into(
 
     Raises Gap, writing nothing, when the event is past the next version.
 
-    With `rewrite_repeat`, an event at the row's own version writes the row again:
-    after a crash the local store can be ahead of its changelog (the row stored,
-    its record never sent), and the redelivered event is the one chance to send it.
+    With `rewrite_repeat`, a repeated event writes the row as it is again: after a
+    crash the local store can be ahead of its changelog (the row stored, its record
+    never sent), and the offset of ANY redelivered event of that aggregate may be
+    committed next, so each one must carry the row to the changelog again.
     """
     key = envelope.aggregate_id
     stored = table.get(key)
@@ -46,7 +47,7 @@ def fold_into(
         decider.initial_state(key) if stored is None else decider.state_type.model_validate(stored)
     )
     if envelope.aggregate_version <= state.version:
-        if rewrite_repeat and envelope.aggregate_version == state.version:
+        if rewrite_repeat:
             table[key] = stored
         return None
     if envelope.aggregate_version != state.version + 1:

@@ -9,38 +9,17 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
 from tests.system import System
 
 CENT = Decimal("0.01")
 
 
-async def _read(bootstrap: str, topic: str, count: int) -> list[bytes]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(topic, p) for p in range(count)]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        values: list[bytes] = []
-        while True:
-            positions = [await consumer.position(tp) for tp in partitions]
-            if all(pos >= ends[tp] for pos, tp in zip(positions, partitions, strict=True)):
-                break
-            batches = await consumer.getmany(timeout_ms=500)
-            for records in batches.values():
-                values.extend(r.value for r in records if r.value is not None)
-        return values
-    finally:
-        await consumer.stop()
-
-
 def read_events(system: System, *names: str, partitions: int = 8) -> list[dict[str, Any]]:
     events = []
     for name in names:
-        for raw in asyncio.run(_read(system.bootstrap, system.topic(name), partitions)):
+        for raw in system.read_topic(name, partitions):
             events.append(json.loads(raw))
     return events
 

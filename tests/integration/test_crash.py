@@ -22,7 +22,6 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from domain.accounts import ACCOUNTS
 from models.envelope import EventEnvelope
@@ -98,25 +97,7 @@ async def drive(worker: Worker, kills: list[Callable[[], Awaitable[None]]]) -> d
 
 
 def read_events(system: System) -> list[EventEnvelope]:
-    async def consume() -> list[EventEnvelope]:
-        topic = system.topic("accounts.events")
-        consumer = AIOKafkaConsumer(bootstrap_servers=system.bootstrap, enable_auto_commit=False)
-        await consumer.start()
-        try:
-            partitions = [TopicPartition(topic, p) for p in range(8)]
-            consumer.assign(partitions)
-            await consumer.seek_to_beginning(*partitions)
-            ends = await consumer.end_offsets(partitions)
-            records: list[EventEnvelope] = []
-            while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
-                batch = await consumer.getmany(timeout_ms=1000)
-                for messages in batch.values():
-                    records += [EventEnvelope.model_validate_json(m.value) for m in messages]
-            return records
-        finally:
-            await consumer.stop()
-
-    return asyncio.run(consume())
+    return [EventEnvelope.model_validate_json(raw) for raw in system.read_topic("accounts.events")]
 
 
 @pytest.mark.parametrize("run", range(int(os.environ.get("CRASH_RUNS", "1"))))

@@ -69,17 +69,20 @@ def test_a_repeated_account_event_writes_its_rows_again() -> None:
     assert views["accounts"]["acc-1"]["balance"] == "10.00"
 
 
-def test_an_older_repeat_rewrites_only_its_history_row() -> None:
+def test_an_older_repeat_rewrites_the_current_row_and_its_own_history_row() -> None:
+    # the offset of v1's redelivery may be committed before v2 is redelivered
     views = {"accounts": ChangelogDict(), "account-history": ChangelogDict()}
     opened, deposited = account_events()
     accounts.project(opened, views)
     accounts.project(deposited, views)
     views["accounts"].writes.clear()
+    views["account-history"].writes.clear()
 
     accounts.project(opened, views)
 
-    assert views["accounts"].writes == []  # the row is at v2: v2's redelivery rewrites it
+    assert views["accounts"].writes == ["acc-1"]
     assert views["accounts"]["acc-1"]["version"] == 2
+    assert views["account-history"].writes == [accounts.history_key("acc-1", 1)]
 
 
 def test_a_repeated_order_event_sends_its_feeds_again_and_removes_other_statuses() -> None:
@@ -126,3 +129,46 @@ def test_an_event_past_the_next_version_is_a_gap_and_writes_nothing() -> None:
     assert (gap.value.aggregate_id, gap.value.have, gap.value.got) == ("acc-1", 0, 2)
     assert views["accounts"].writes == [] and views["account-history"].writes == []
     assert accounts.project(opened, views) and accounts.project(deposited, views)
+
+
+class ChangelogTable(ChangelogDict):
+    """Also records deletions, as tombstones in a changelog."""
+
+    def __delitem__(self, key: str) -> None:
+        self.writes.append(f"-{key}")
+        super().__delitem__(key)
+
+
+def status_message(op: str, status: str, version: int) -> bytes:
+    row = {"op": op, "order_id": "o-1", "customer_id": "c", "status": status, "version": version}
+    return json.dumps(row).encode()
+
+
+def test_the_status_index_writes_its_row_or_tombstone_again_on_a_repeat(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    index = ChangelogTable()
+    monkeypatch.setattr(orders, "orders_by_status", index)
+    orders.index_by_status(status_message("add", "paid", 2))
+    orders.index_by_status(status_message("remove", "paid", 3))
+    assert index.writes == ["paid/o-1", "-paid/o-1"]
+    index.writes.clear()
+
+    orders.index_by_status(status_message("add", "paid", 2))  # the add again: older
+    orders.index_by_status(status_message("remove", "paid", 3))  # the remove again
+
+    assert "paid/o-1" not in index
+    assert index.writes[-1] == "-paid/o-1"  # the tombstone is sent again
+
+
+def test_the_customer_index_keeps_the_newer_row_and_writes_it_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    index = ChangelogTable()
+    monkeypatch.setattr(orders, "customer_orders", index)
+    newer = {"order_id": "o-1", "customer_id": "c", "status": "shipped", "version": 5}
+    older = {**newer, "status": "paid", "version": 3}
+    orders.index_by_customer(json.dumps(newer).encode())
+    orders.index_by_customer(json.dumps(older).encode())
+    assert index["c/o-1"]["version"] == 5
+    assert index.writes == ["c/o-1", "c/o-1"]
