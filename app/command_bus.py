@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 REPLY_RETENTION_MS = 3600 * 1000
 
 
+class Overloaded(Exception):
+    """Too many commands in flight on this worker: refused before sending (nothing applied)."""
+
+
 class CommandTimeout(Exception):
     """No answer in time; the command may still be applied (retry with the same key)."""
 
@@ -37,8 +41,9 @@ class CommandTimeout(Exception):
 class CommandBus(faust.Service):
     """Sends commands and resolves the futures waiting for their results."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, max_in_flight: int = settings.command_max_in_flight, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.max_in_flight = max_in_flight
         self._pending: dict[str, asyncio.Future[CommandResult]] = {}
         self._consumer: AIOKafkaConsumer | None = None
         self._ready = asyncio.Event()
@@ -99,10 +104,18 @@ class CommandBus(faust.Service):
     async def send(
         self, topic: TopicT, command: CommandEnvelope, wait: float | None = None
     ) -> CommandResult:
-        """Send a command and wait for the handler's recorded result."""
+        """Send a command and wait for the handler's recorded result.
+
+        Raises Overloaded, without sending, when `max_in_flight` commands already
+        wait: past capacity a client is told "no" at once, not "maybe" after the
+        timeout for work that is then applied anyway. A retry of a command that is
+        in flight joins it.
+        """
         await self._ready.wait()
         command = command.model_copy(update={"reply_to": self.reply_topic})
         future = self._pending.get(command.command_id)
+        if future is None and len(self._pending) >= self.max_in_flight:
+            raise Overloaded(f"{len(self._pending)} commands in flight on this worker")
         if future is None:
             future = asyncio.get_running_loop().create_future()
             self._pending[command.command_id] = future

@@ -55,6 +55,8 @@ class Settings:
     api_token: str = field(default_factory=lambda: _env("API_TOKEN", ""))
     """When set, write endpoints need `Authorization: Bearer <token>`."""
     command_timeout: float = field(default_factory=lambda: _float("COMMAND_TIMEOUT", 10.0))
+    command_max_in_flight: int = field(default_factory=lambda: _int("COMMAND_MAX_IN_FLIGHT", 64))
+    """Commands a worker waits on at once; past it a POST is refused at once (503)."""
     lag_degraded_threshold: int = field(
         default_factory=lambda: _int("LAG_DEGRADED_THRESHOLD", 1000)
     )

@@ -20,7 +20,7 @@ from aiohttp import ClientError, web
 from faust.web import Request, Response, View
 from pydantic import BaseModel, ValidationError
 
-from app.command_bus import CommandTimeout, command_bus
+from app.command_bus import CommandTimeout, Overloaded, command_bus
 from app.main import app
 from app.metrics import COMMAND_RESULTS
 from app.settings import settings
@@ -159,6 +159,15 @@ def expected_version(request: Request, from_body: int | None) -> int | None:
 async def execute(topic: Any, command: CommandEnvelope) -> CommandResult:
     try:
         return await command_bus.send(topic, command)
+    except Overloaded as overloaded:
+        error = HttpError(
+            503,
+            "overloaded",
+            f"this worker is at capacity ({overloaded}); the command was not sent: retry",
+            command_id=command.command_id,
+        )
+        error.headers["Retry-After"] = "1"
+        raise error from None
     except CommandTimeout:
         error = HttpError(
             504,
