@@ -1,9 +1,10 @@
 """The command side shared by every aggregate: decide, record, publish, reply.
 
-For each command, in partition order: if its result is recorded, answer with
-it and publish its events again (idempotency); otherwise run the decider
-against the stored state, record the new state and the result, wait until
-Kafka has them (the table changelogs), and only then publish the events.
+For each command, in partition order: if its result is recorded, write its
+records again, answer with it and publish its events again (idempotency);
+otherwise run the decider against the stored state, record the new state and
+the result, wait until Kafka has them (the table changelogs), and only then
+publish the events.
 
 So an event never exists without the state that produced it: whoever reacts
 to it, on any worker and after any crash, finds that state. A crash before the
@@ -85,6 +86,8 @@ class CommandHandler:
             result = CommandResult.model_validate(recorded["result"])
             if recorded["fingerprint"] != request_print:
                 return key_reused(command, result.version)
+            if result.events:
+                await self._record_again(command.aggregate_id, key, recorded)
             await self._publish(result)  # they may not have reached Kafka before a crash
             return result
         state = self.load(command.aggregate_id)
@@ -105,6 +108,19 @@ class CommandHandler:
         if stored is None:
             return self.decider.initial_state(aggregate_id)
         return self.decider.state_type.model_validate(stored)
+
+    async def _record_again(self, aggregate_id: str, key: str, recorded: Any) -> None:
+        """Write a redelivered command's records again and wait for them.
+
+        A kill between writing them locally and Kafka's ack leaves them in this
+        worker's store only; a worker restoring from the changelog later would lack
+        them and decide the command (or the next one) at the old version again.
+        """
+        self.results[key] = recorded
+        current = self.state.get(aggregate_id)
+        if current is not None:
+            self.state[aggregate_id] = current
+        await self._make_durable()
 
     async def _make_durable(self) -> None:
         """Wait until the recorded state and result are in their changelogs."""
