@@ -2,9 +2,9 @@
 
 For each command, in partition order: if its result is recorded, write its
 records again, answer with it and publish its events again (idempotency);
-otherwise run the decider against the stored state, record the new state and
-the result, wait until Kafka has them (the table changelogs), and only then
-publish the events.
+otherwise run the decider against the stored state, record the result, then
+the new state, each acknowledged by Kafka (the table changelogs) before the
+next, and only then publish the events.
 
 So an event never exists without the state that produced it: whoever reacts
 to it, on any worker and after any crash, finds that state. A crash before the
@@ -87,20 +87,24 @@ class CommandHandler:
             if recorded["fingerprint"] != request_print:
                 return key_reused(command, result.version)
             if result.events:
-                await self._record_again(command.aggregate_id, key, recorded)
+                await self._record_again(command.aggregate_id, key, recorded, result)
             await self._publish(result)  # they may not have reached Kafka before a crash
             return result
         state = self.load(command.aggregate_id)
         result, new_state = self.decider.execute(command, state, utc_now())
+        self.results[key] = {"fingerprint": request_print, "result": result.model_dump(mode="json")}
+        if not result.events:  # a rejection: a lost record only means deciding it again
+            self.results.forget_writes()
+            return result
+        # the answer is durable before the state: a restored state that holds the
+        # command's effect then always finds its answer (else the command would be
+        # decided again on top of its own effect); a restored answer whose state
+        # was lost rolls the state forward from the answer's events (_record_again)
+        await self._durable(self.results)
         if result.outcome == "accepted":
             self.state[command.aggregate_id] = new_state.model_dump(mode="json")
-        self.results[key] = {"fingerprint": request_print, "result": result.model_dump(mode="json")}
-        if result.events:
-            await self._make_durable()
-            await self._publish(result)
-        else:  # a rejection publishes nothing: a lost record only means deciding it again
-            self.state.forget_writes()
-            self.results.forget_writes()
+            await self._durable(self.state)
+        await self._publish(result)
         return result
 
     def load(self, aggregate_id: str) -> BaseModel:
@@ -109,30 +113,35 @@ class CommandHandler:
             return self.decider.initial_state(aggregate_id)
         return self.decider.state_type.model_validate(stored)
 
-    async def _record_again(self, aggregate_id: str, key: str, recorded: Any) -> None:
-        """Write a redelivered command's records again and wait for them.
+    async def _record_again(
+        self, aggregate_id: str, key: str, recorded: Any, result: CommandResult
+    ) -> None:
+        """Write a redelivered command's records again, the state rolled forward to its events.
 
         A kill between writing them locally and Kafka's ack leaves them in this
-        worker's store only; a worker restoring from the changelog later would lack
-        them and decide the command (or the next one) at the old version again.
+        worker's store only, or the answer in the changelog without the state; a
+        worker restoring from the changelog would decide the next command at the
+        old version again.
         """
         self.results[key] = recorded
-        current = self.state.get(aggregate_id)
-        if current is not None:
-            self.state[aggregate_id] = current
-        await self._make_durable()
+        await self._durable(self.results)
+        state = self.load(aggregate_id)
+        for event in result.events:
+            if event.aggregate_version == state.version + 1:  # type: ignore[attr-defined]
+                state = self.decider.apply(state, event)
+        if self.state.get(aggregate_id) is not None or state.version > 0:  # type: ignore[attr-defined]
+            self.state[aggregate_id] = state.model_dump(mode="json")
+            await self._durable(self.state)
 
-    async def _make_durable(self) -> None:
-        """Wait until the recorded state and result are in their changelogs."""
+    async def _durable(self, table: Any) -> None:
+        """Wait until the table's writes so far are in its changelog."""
         if app.in_transaction:
-            self.state.forget_writes()
-            self.results.forget_writes()
             # exactly_once: state, result, events and the offset commit are one
             # transaction; waiting would only widen the window in which faust's
             # timer-driven commit splits one message's outputs
+            table.forget_writes()
             return
-        await self.state.confirm_writes()
-        await self.results.confirm_writes()
+        await table.confirm_writes()
 
     async def _publish(self, result: CommandResult) -> None:
         # not awaited: before committing an offset faust flushes the producer, and an

@@ -164,7 +164,15 @@ def check_against_the_log(system: System, worker: Worker, outcome: dict[str, Any
         streams[event.aggregate_id].append(event)
     for account, stream in streams.items():
         stream.sort(key=lambda e: e.aggregate_version)
-        assert [e.aggregate_version for e in stream] == list(range(1, len(stream) + 1))
+        in_log_order = [
+            (e.aggregate_version, str(e.event_id)[:8], e.causation_id, e.payload)
+            for e in events
+            if e.aggregate_id == account
+        ]
+        assert [e.aggregate_version for e in stream] == list(range(1, len(stream) + 1)), (
+            account,
+            in_log_order,
+        )
         replayed = ACCOUNTS.replay(account, stream)
         model = api.get(f"/accounts/{account}").json()
         assert (str(replayed.balance), replayed.version) == (model["balance"], model["version"])
