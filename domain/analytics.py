@@ -316,6 +316,7 @@ class Analytics:
         elif fact["id"] in seen:
             meta["duplicates"] += 1
             store[self.META] = meta
+            self._write_again(fact, key, seen)
             return "duplicate"
         seen[fact["id"]] = 1  # in place: the store hands out decoded copies, written back below
         store[key] = seen
@@ -354,6 +355,24 @@ class Analytics:
         if not missed:
             return "folded"
         return "partly_late" if landed else "late"
+
+    def _write_again(self, fact: Fact, key: str, seen: dict[str, int]) -> None:
+        """A repeated fact writes the rows it touched as they are: after a crash they can
+        be in the local store only, and this repeat's offset may be committed next."""
+        store, config = self.store, self.config
+        store[key] = seen
+        touched = [
+            window_key(family, window_start(fact["at"], size * 1000))
+            for family, size in config.tumbling.items()
+        ]
+        if fact.get("lines"):
+            size_ms, step_ms = config.hop_size * 1000, config.hop_step * 1000
+            starts = hopping_starts(fact["at"], size_ms, step_ms)
+            touched += [sku_key(config.hop_label, start) for start in starts]
+        for row in touched:
+            value = store.get(row)
+            if value is not None:
+                store[row] = value
 
     def expiry(self) -> dict[str, str]:
         """key prefix -> the first key to keep: every key with that prefix sorting before it

@@ -196,6 +196,33 @@ def test_redelivery_counts_once() -> None:
     assert normalized(*windows_of(store, CONFIG)) == normalized(*brute_force(facts, CONFIG))
 
 
+class Journal(dict[str, Any]):
+    """A store that records which keys are written (what a changelog would carry)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written: list[str] = []
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.written.append(key)
+        super().__setitem__(key, value)
+
+
+def test_a_repeated_fact_writes_its_rows_again_unchanged() -> None:
+    store = Journal()
+    state = Analytics(store, CONFIG)
+    [first] = [f for f in mixed(50, random.Random(4), 60_000) if f.get("lines")][:1]
+    state.apply(first, T0)
+    before = {k: v for k, v in store.items() if k != Analytics.META}
+    touched = set(store.written) - {Analytics.META}
+    store.written.clear()
+
+    assert state.apply(first, T0) == "duplicate"
+
+    assert touched <= set(store.written)  # the seen ids, each window, each SKU window
+    assert {k: v for k, v in store.items() if k != Analytics.META} == before
+
+
 def test_late_beyond_grace_is_counted_not_folded() -> None:
     store: dict[str, Any] = {}
     state = Analytics(store, CONFIG)
