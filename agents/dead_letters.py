@@ -3,6 +3,8 @@
 Every agent runs its handler through `guarded`. What happens on an error depends
 on whose fault it is:
 
+- messages faust skipped before this one (agents/skipped_offsets.py) are read
+  back from Kafka and handled first;
 - a read model's gap (`Gap`: the event is past its row's next version): the
   missing versions are read from the log and folded first (agents/gap_repair.py),
   never folded past;
@@ -34,6 +36,7 @@ from faust.types import EventT
 from pydantic import ValidationError
 
 from agents.gap_repair import GapInLog, events_between
+from agents.skipped_offsets import skipped_before
 from app.main import app
 from app.metrics import DEAD_LETTERS, GAPS_FILLED
 from app.stalls import stalls
@@ -86,8 +89,12 @@ async def guarded(agent: str, event: EventT, handle: Handler) -> None:
     attempt = 0
     gap: Gap | None = None
     backlog: list[bytes] = []
+    skipped_checked = False
     while True:
         try:
+            if not skipped_checked:  # messages faust dropped before this one come first
+                backlog = await skipped_before(agent, message.tp, message.offset)
+                skipped_checked = True
             if gap is not None:  # fold the versions the read model lacks first
                 backlog = await events_between(
                     message.topic, message.partition, message.offset, gap

@@ -75,6 +75,11 @@ GAPS_FILLED = Counter(
     "Folds that met an event past its row's next version and folded the missing from the log.",
     ["agent"],
 )
+SKIPPED_REPLAYED = Counter(
+    "shop_skipped_messages_replayed",
+    "Messages faust skipped at a rebalance, read back from Kafka and handled (see agents).",
+    ["agent"],
+)
 LAG_DEGRADED = Gauge(
     "shop_lag_degraded", "1 while the total lag is above LAG_DEGRADED_THRESHOLD (or unknown)."
 )
