@@ -28,7 +28,7 @@ import logging
 import os
 import traceback
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 from aiokafka.errors import KafkaError
 from faust.exceptions import PartitionsMismatch, ProducerSendError
@@ -92,9 +92,11 @@ async def guarded(agent: str, event: EventT, handle: Handler) -> None:
     skipped_checked = False
     while True:
         try:
-            if not skipped_checked:  # messages faust dropped before this one come first
-                backlog = await skipped_before(agent, message.tp, message.offset)
+            if not skipped_checked:  # messages faust dropped before this one come first,
+                skipped = await skipped_before(agent, message.tp, message.offset)
                 skipped_checked = True
+                for lost in skipped:  # each with the whole treatment, as its own message
+                    await guarded(agent, cast(EventT, lost), handle)
             if gap is not None:  # fold the versions the read model lacks first
                 backlog = await events_between(
                     message.topic, message.partition, message.offset, gap

@@ -18,6 +18,7 @@ false alarm costs a repeat, never a wrong result).
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any, cast
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -34,18 +35,44 @@ _next: dict[tuple[str, TP], int] = {}
 """(agent, partition) -> the offset its next message must have."""
 
 
-async def skipped_before(agent: str, tp: TP, offset: int) -> list[bytes]:
-    """The values of `tp` that `agent` should have seen before `offset` and did not."""
+@dataclass(frozen=True)
+class SkippedMessage:
+    """A message read back from Kafka, shaped like the part of faust's Message we use."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+    @property
+    def tp(self) -> TP:
+        return TP(self.topic, self.partition)
+
+
+@dataclass(frozen=True)
+class SkippedEvent:
+    """A skipped message as an event for `guarded` (it reads `.message` and `.value`)."""
+
+    message: SkippedMessage
+
+    @property
+    def value(self) -> bytes:
+        return self.message.value
+
+
+async def skipped_before(agent: str, tp: TP, offset: int) -> list[SkippedEvent]:
+    """The messages of `tp` that `agent` should have seen before `offset` and did not."""
     if EXACTLY_ONCE:  # transaction markers take offsets: gaps are normal there
         return []
     key = (agent, tp)
     expected = _next.get(key)
     if expected is None:
         expected = await _committed(tp)
-    _next[key] = offset + 1
+    _next[key] = max(offset + 1, expected or 0)  # a replayed message never moves it back
     if expected is None or offset <= expected:
         return []
-    values = await read_range(tp.topic, tp.partition, expected, offset)
+    skipped = await read_range(tp.topic, tp.partition, expected, offset)
     log.warning(
         "%s: %s:%d jumped from offset %d to %d; handling the %d skipped message(s) first",
         agent,
@@ -53,10 +80,10 @@ async def skipped_before(agent: str, tp: TP, offset: int) -> list[bytes]:
         tp.partition,
         expected,
         offset,
-        len(values),
+        len(skipped),
     )
-    SKIPPED_REPLAYED.labels(agent=agent).inc(len(values))
-    return values
+    SKIPPED_REPLAYED.labels(agent=agent).inc(len(skipped))
+    return skipped
 
 
 def forget(tps: set[TP]) -> None:
@@ -81,8 +108,8 @@ async def _committed(tp: TP) -> int | None:
     return None if meta is None or meta.offset < 0 else int(meta.offset)
 
 
-async def read_range(topic: str, partition: int, start: int, stop: int) -> list[bytes]:
-    """The values at offsets start <= offset < stop (what retention left of them)."""
+async def read_range(topic: str, partition: int, start: int, stop: int) -> list[SkippedEvent]:
+    """The messages at offsets start <= offset < stop (what retention left of them)."""
     consumer = AIOKafkaConsumer(
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -94,11 +121,15 @@ async def read_range(topic: str, partition: int, start: int, stop: int) -> list[
         tp = TopicPartition(topic, partition)
         consumer.assign([tp])
         consumer.seek(tp, start)
-        values: list[bytes] = []
+        found: list[SkippedEvent] = []
         while await consumer.position(tp) < stop:
             batches = await consumer.getmany(tp, timeout_ms=1000, max_records=1000)
-            values += [r.value for r in batches.get(tp, []) if r.offset < stop and r.value]
-        return values
+            found += [
+                SkippedEvent(SkippedMessage(topic, partition, r.offset, r.key, r.value))
+                for r in batches.get(tp, [])
+                if r.offset < stop and r.value is not None
+            ]
+        return found
     finally:
         await consumer.stop()
 
