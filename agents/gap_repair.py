@@ -10,9 +10,7 @@ the event is dead-lettered with `GapInLog` as its cause.
 
 from __future__ import annotations
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-
-from app.kafka_clients import client_options
+from app.log_reader import read_range
 from models.envelope import EventEnvelope
 from tables.read_models import Gap
 
@@ -24,26 +22,11 @@ class GapInLog(Exception):
 async def events_between(topic: str, partition: int, before: int, gap: Gap) -> list[bytes]:
     """The raw events of `gap.aggregate_id` with versions have+1 .. got-1, in order,
     from `topic`'s `partition` below offset `before` (O(that partition): gaps are rare)."""
-    key = gap.aggregate_id.encode()
     found: dict[int, bytes] = {}
-    consumer = AIOKafkaConsumer(
-        enable_auto_commit=False, isolation_level="read_committed", **client_options()
-    )
-    await consumer.start()
-    try:
-        tp = TopicPartition(topic, partition)
-        consumer.assign([tp])
-        await consumer.seek_to_beginning(tp)
-        while await consumer.position(tp) < before:
-            batches = await consumer.getmany(tp, timeout_ms=1000, max_records=10_000)
-            for record in batches.get(tp, []):
-                if record.offset >= before or record.key != key or record.value is None:
-                    continue
-                version = EventEnvelope.model_validate_json(record.value).aggregate_version
-                if gap.have < version < gap.got:
-                    found.setdefault(version, record.value)
-    finally:
-        await consumer.stop()
+    for message in await read_range(topic, partition, 0, before, key=gap.aggregate_id.encode()):
+        version = EventEnvelope.model_validate_json(message.value).aggregate_version
+        if gap.have < version < gap.got:
+            found.setdefault(version, message.value)
     wanted = range(gap.have + 1, gap.got)
     missing = [v for v in wanted if v not in found]
     if missing:

@@ -21,11 +21,12 @@ import logging
 from dataclasses import dataclass
 from typing import Any, cast
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from faust.types import TP
 
 from app.kafka_clients import client_options
+from app.log_reader import LoggedMessage, read_range
 from app.main import EXACTLY_ONCE, app
 from app.metrics import SKIPPED_REPLAYED
 
@@ -36,25 +37,10 @@ _next: dict[tuple[str, TP], int] = {}
 
 
 @dataclass(frozen=True)
-class SkippedMessage:
-    """A message read back from Kafka, shaped like the part of faust's Message we use."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes
-
-    @property
-    def tp(self) -> TP:
-        return TP(self.topic, self.partition)
-
-
-@dataclass(frozen=True)
 class SkippedEvent:
     """A skipped message as an event for `guarded` (it reads `.message` and `.value`)."""
 
-    message: SkippedMessage
+    message: LoggedMessage
 
     @property
     def value(self) -> bytes:
@@ -72,7 +58,10 @@ async def skipped_before(agent: str, tp: TP, offset: int) -> list[SkippedEvent]:
     _next[key] = max(offset + 1, expected or 0)  # a replayed message never moves it back
     if expected is None or offset <= expected:
         return []
-    skipped = await read_range(tp.topic, tp.partition, expected, offset)
+    skipped = [
+        SkippedEvent(message)
+        for message in await read_range(tp.topic, tp.partition, expected, offset)
+    ]
     log.warning(
         "%s: %s:%d jumped from offset %d to %d; handling the %d skipped message(s) first",
         agent,
@@ -106,32 +95,6 @@ async def _committed(tp: TP) -> int | None:
     )
     meta = offsets.get(TopicPartition(tp.topic, tp.partition))
     return None if meta is None or meta.offset < 0 else int(meta.offset)
-
-
-async def read_range(topic: str, partition: int, start: int, stop: int) -> list[SkippedEvent]:
-    """The messages at offsets start <= offset < stop (what retention left of them)."""
-    consumer = AIOKafkaConsumer(
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        isolation_level="read_committed",
-        **client_options(),
-    )
-    await consumer.start()
-    try:
-        tp = TopicPartition(topic, partition)
-        consumer.assign([tp])
-        consumer.seek(tp, start)
-        found: list[SkippedEvent] = []
-        while await consumer.position(tp) < stop:
-            batches = await consumer.getmany(tp, timeout_ms=1000, max_records=1000)
-            found += [
-                SkippedEvent(SkippedMessage(topic, partition, r.offset, r.key, r.value))
-                for r in batches.get(tp, [])
-                if r.offset < stop and r.value is not None
-            ]
-        return found
-    finally:
-        await consumer.stop()
 
 
 async def _on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:

@@ -29,6 +29,7 @@ from domain.analytics import (
     window_start,
 )
 from models.envelope import EventEnvelope
+from tests.unit.changelog import ChangelogDict
 
 CONFIG = Config()
 T0 = 1_700_000_000_000 - 1_700_000_000_000 % 300_000  # a 5-minute boundary
@@ -196,30 +197,18 @@ def test_redelivery_counts_once() -> None:
     assert normalized(*windows_of(store, CONFIG)) == normalized(*brute_force(facts, CONFIG))
 
 
-class Journal(dict[str, Any]):
-    """A store that records which keys are written (what a changelog would carry)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.written: list[str] = []
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        self.written.append(key)
-        super().__setitem__(key, value)
-
-
 def test_a_repeated_fact_writes_its_rows_again_unchanged() -> None:
-    store = Journal()
+    store = ChangelogDict()
     state = Analytics(store, CONFIG)
     [first] = [f for f in mixed(50, random.Random(4), 60_000) if f.get("lines")][:1]
     state.apply(first, T0)
     before = {k: v for k, v in store.items() if k != Analytics.META}
-    touched = set(store.written) - {Analytics.META}
-    store.written.clear()
+    touched = set(store.writes) - {Analytics.META}
+    store.writes.clear()
 
     assert state.apply(first, T0) == "duplicate"
 
-    assert touched <= set(store.written)  # the seen ids, each window, each SKU window
+    assert touched <= set(store.writes)  # the seen ids, each window, each SKU window
     assert {k: v for k, v in store.items() if k != Analytics.META} == before
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 
@@ -20,20 +19,9 @@ from domain.accounts import ACCOUNTS
 from models.envelope import CommandEnvelope, EventEnvelope
 from tables import accounts, orders
 from tables.read_models import Gap
+from tests.unit.changelog import ChangelogDict
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-
-
-class ChangelogDict(dict[str, Any]):
-    """A table stand-in that counts the writes a changelog would carry."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.writes: list[str] = []
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        self.writes.append(key)
-        super().__setitem__(key, value)
 
 
 def account_events() -> list[EventEnvelope]:
@@ -131,14 +119,6 @@ def test_an_event_past_the_next_version_is_a_gap_and_writes_nothing() -> None:
     assert accounts.project(opened, views) and accounts.project(deposited, views)
 
 
-class ChangelogTable(ChangelogDict):
-    """Also records deletions, as tombstones in a changelog."""
-
-    def __delitem__(self, key: str) -> None:
-        self.writes.append(f"-{key}")
-        super().__delitem__(key)
-
-
 def status_message(op: str, status: str, version: int) -> bytes:
     row = {"op": op, "order_id": "o-1", "customer_id": "c", "status": status, "version": version}
     return json.dumps(row).encode()
@@ -147,7 +127,7 @@ def status_message(op: str, status: str, version: int) -> bytes:
 def test_the_status_index_writes_its_row_or_tombstone_again_on_a_repeat(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    index = ChangelogTable()
+    index = ChangelogDict()
     monkeypatch.setattr(orders, "orders_by_status", index)
     orders.index_by_status(status_message("add", "paid", 2))
     orders.index_by_status(status_message("remove", "paid", 3))
@@ -164,7 +144,7 @@ def test_the_status_index_writes_its_row_or_tombstone_again_on_a_repeat(
 def test_the_customer_index_keeps_the_newer_row_and_writes_it_again(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    index = ChangelogTable()
+    index = ChangelogDict()
     monkeypatch.setattr(orders, "customer_orders", index)
     newer = {"order_id": "o-1", "customer_id": "c", "status": "shipped", "version": 5}
     older = {**newer, "status": "paid", "version": 3}

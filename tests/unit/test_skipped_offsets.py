@@ -9,6 +9,7 @@ from faust.types import TP
 
 import app  # noqa: F401 - the App first
 from agents import skipped_offsets
+from app.log_reader import LoggedMessage
 
 
 @pytest.fixture
@@ -18,15 +19,10 @@ def kafka(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int, int, int]]:
     async def committed(tp: TP) -> int | None:
         return 5
 
-    async def read_range(
-        topic: str, partition: int, start: int, stop: int
-    ) -> list[skipped_offsets.SkippedEvent]:
+    async def read_range(topic: str, partition: int, start: int, stop: int) -> list[LoggedMessage]:
         reads.append((topic, partition, start, stop))
         return [
-            skipped_offsets.SkippedEvent(
-                skipped_offsets.SkippedMessage(topic, partition, n, b"k", f"m{n}".encode())
-            )
-            for n in range(start, stop)
+            LoggedMessage(topic, partition, n, b"k", f"m{n}".encode()) for n in range(start, stop)
         ]
 
     monkeypatch.setattr(skipped_offsets, "_committed", committed)
