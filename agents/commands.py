@@ -129,7 +129,7 @@ class CommandHandler:
         for event in result.events:
             if event.aggregate_version == state.version + 1:  # type: ignore[attr-defined]
                 state = self.decider.apply(state, event)
-        if self.state.get(aggregate_id) is not None or state.version > 0:  # type: ignore[attr-defined]
+        if state.version > 0:  # type: ignore[attr-defined]  # (a stored state always is)
             self.state[aggregate_id] = state.model_dump(mode="json")
             await self._durable(self.state)
 

@@ -47,7 +47,7 @@ class ShopProducer(Producer):
     async def send(  # type: ignore[no-untyped-def]
         self, topic, key, value, partition, timestamp, headers, *, transactional_id=None
     ):
-        if topic.endswith("-changelog"):
+        if faults.FAULTS and topic.endswith("-changelog"):  # every table write passes here
             await faults.reached("changelog")
         return await super().send(
             topic, key, value, partition, timestamp, headers, transactional_id=transactional_id
