@@ -1,5 +1,5 @@
 # The two commands of the README, and a few conveniences.
-.PHONY: start test lint bench startup-loop crash-loop broker-start broker-stop clean
+.PHONY: start test lint bench bench-peers soak-read startup-loop crash-loop broker-start broker-stop clean
 
 start:  ## broker + two workers + sample traffic; Ctrl-C stops it all
 	@scripts/start.sh
@@ -17,6 +17,12 @@ bench:  ## the benchmarks (figures, not asserts)
 	.venv/bin/python -m bench.accounts
 	.venv/bin/python -m bench.saga
 
+bench-peers:  ## the project's fold vs raw aiokafka vs Quix Streams, one topic (own venv: .venv-bench)
+	@scripts/kafka.sh ensure
+	@test -x .venv-bench/bin/python || python3.11 -m venv .venv-bench
+	@.venv-bench/bin/pip install -q -e '.[bench]'
+	.venv-bench/bin/python -m bench.peers $(ARGS)
+
 startup-loop:  ## the start-up race and the outage test, STARTUP_RUNS times (default 20)
 	@scripts/bootstrap.sh
 	@scripts/kafka.sh ensure
@@ -26,6 +32,11 @@ crash-loop:  ## SIGKILL twice (the second restart on an empty data dir), CRASH_R
 	@scripts/bootstrap.sh
 	@scripts/kafka.sh ensure
 	CRASH_RUNS=$${CRASH_RUNS:-10} .venv/bin/pytest -q tests/integration/test_crash.py
+
+soak-read:  ## SIGKILL the fold at each fault point (own, then empty data dir), SOAK_RUNS times (default 10)
+	@scripts/bootstrap.sh
+	@scripts/kafka.sh ensure
+	SOAK_RUNS=$${SOAK_RUNS:-10} .venv/bin/pytest -q tests/integration/test_fold_crash.py
 
 broker-start:
 	@scripts/kafka.sh start

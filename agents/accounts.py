@@ -6,11 +6,11 @@ from typing import Any
 
 from agents.commands import CommandHandler
 from agents.dead_letters import guarded
+from agents.folds import FoldRunner
 from agents.service import Service
 from app.main import app
 from app.topics import account_commands, account_events, inputs
 from domain.accounts import ACCOUNTS
-from models.upcasting import decode_event
 from tables import accounts as t
 
 account_service = Service(
@@ -26,11 +26,6 @@ async def run_accounts(stream: Any) -> None:
         await guarded("accounts-service", event, account_service.process)
 
 
-@app.agent(account_events, name="accounts-projection")
-async def project_accounts(stream: Any) -> None:
-    async for event in stream.events():
-        await guarded("accounts-projection", event, fold_account_event)
-
-
-async def fold_account_event(topic: str, raw: bytes) -> None:
-    t.project(decode_event(raw))
+account_projection = FoldRunner(t.AccountsFold(), follows=account_commands)
+"""accounts.events, folded in batches where each partition's commands are decided."""
+app.service(account_projection)  # type: ignore[arg-type]

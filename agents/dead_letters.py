@@ -28,7 +28,7 @@ import logging
 import os
 import traceback
 from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from aiokafka.errors import KafkaError
 from faust.exceptions import PartitionsMismatch, ProducerSendError
@@ -80,6 +80,16 @@ def _injected(agent: str) -> int:
 
 
 Handler = Callable[[str, bytes], Awaitable[Any]]
+
+
+class Source(Protocol):
+    """Where a dead letter came from (a faust Message or an aiokafka ConsumerRecord)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
 
 
 async def guarded(agent: str, event: EventT, handle: Handler) -> None:
@@ -145,7 +155,23 @@ async def _hold(agent: str, event: EventT, failures: int) -> bool:
 
 
 async def _bury(agent: str, event: EventT, error: BaseException, attempts: int) -> None:
-    message = event.message
+    async def held() -> bool:
+        return await _hold(agent, event, stalls.failures(agent))
+
+    await bury(agent, event.message, error, attempts, held)
+
+
+async def bury(
+    agent: str,
+    message: Source,
+    error: BaseException,
+    attempts: int,
+    hold: Callable[[], Awaitable[bool]],
+) -> bool:
+    """Send `message` to the dead-letter topic with its cause; False if given up.
+
+    A system error while sending is held (`hold()` waits; False: the partition
+    moved, give up and leave the message to its new owner), never dropped."""
     letter = DeadLetter(
         id=f"{message.topic}:{message.partition}:{message.offset}:{agent}",
         agent=agent,
@@ -162,16 +188,17 @@ async def _bury(agent: str, event: EventT, error: BaseException, attempts: int) 
     )
     log.error("%s: dead-lettered %s after %d attempt(s): %s", agent, letter.id, attempts, error)
     value = letter.model_dump_json().encode()
-    while True:  # the dead letter itself is held on a system error, never dropped
+    while True:
         try:
             await (await dead_letter_topic.send(key=letter.id, value=value))
             break
         except SYSTEM as send_error:
             stalls.failed(agent, send_error)
-            if not await _hold(agent, event, stalls.failures(agent)):
-                return
+            if not await hold():
+                return False
     stalls.cleared(agent)
     DEAD_LETTERS.labels(agent=agent).inc()
+    return True
 
 
 def _b64(data: bytes | None) -> str | None:

@@ -12,11 +12,9 @@ from __future__ import annotations
 
 from app.log_reader import read_range
 from models.envelope import EventEnvelope
-from tables.read_models import Gap
+from tables.read_models import Gap, GapInLog
 
-
-class GapInLog(Exception):
-    """The event log itself lacks versions of an aggregate: nothing here can fold it."""
+__all__ = ["GapInLog", "events_between"]
 
 
 async def events_between(topic: str, partition: int, before: int, gap: Gap) -> list[bytes]:

@@ -1,9 +1,11 @@
 """Rebuild a read model's partition from its event topic, on the worker that owns it.
 
 `shop rebuild <model>` sends one request per partition; the partition's owner
-replays that event partition from offset 0 into fresh tables (the live ones keep
-serving), catches up with the live projection, then switches in one step (see
-tables/rebuild.py) and reports progress on the progress topic throughout.
+replays that event partition from offset 0 aside (the live model keeps serving),
+catches up with the live projection, then switches in one step and reports
+progress on the progress topic throughout. A batched fold (agents/folds.py)
+folds into a fresh partition store and swaps it in; a faust-table read model
+folds into dicts and switches its rows (tables/rebuild.py).
 """
 
 from __future__ import annotations
@@ -16,20 +18,22 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.types import TP
 
+from agents.accounts import account_projection
+from agents.folds import FoldRunner, Rebuilt
 from app.kafka_clients import client_options
 from app.main import app
 from app.settings import settings
 from app.topics import rebuild_progress, rebuild_requests
 from models.rebuilds import RebuildProgress, RebuildRequest
 from models.upcasting import decode_event
-from tables import accounts, orders
+from tables import orders
 from tables.ranges import rows_in_partition
 from tables.rebuild import ReadModel, Switched, ahead_of, fresh_tables, switch
 
 log = logging.getLogger(__name__)
 
-READ_MODELS = {
-    "accounts": ReadModel("accounts", "accounts.events", accounts.READ_MODEL, accounts.project),
+READ_MODELS: dict[str, ReadModel | FoldRunner] = {
+    "accounts": account_projection,
     "orders": ReadModel("orders", "orders.events", orders.BY_ID, orders.project),
 }
 CATCH_UP_ROUNDS = 5
@@ -59,12 +63,41 @@ async def rebuild_partition(request: RebuildRequest, partition: int) -> None:
     try:
         if model is None:
             raise ValueError(f"no read model {request.read_model!r}: {sorted(READ_MODELS)}")
-        await Replay(model, partition, progress).run()
+        if isinstance(model, FoldRunner):
+            await rebuild_fold(model, partition, progress)
+        else:
+            await Replay(model, partition, progress).run()
     except Exception as exc:  # reported to the operator, who can run it again
         log.exception("rebuild %s of partition %d failed", request.rebuild_id, partition)
         progress.phase = "failed"
         progress.error = f"{type(exc).__name__}: {exc}"
     await report(progress)
+
+
+async def rebuild_fold(runner: FoldRunner, partition: int, progress: RebuildProgress) -> None:
+    reported = 0.0
+
+    async def report_now(counts: Rebuilt, end: int) -> None:
+        nonlocal reported
+        progress.read, progress.skipped, progress.total = counts.read, counts.skipped, end
+        if time.monotonic() - reported > REPORT_EVERY:
+            reported = time.monotonic()
+            await report(progress)
+
+    counts = await runner.rebuild(partition, report_now)
+    progress.read, progress.skipped = counts.read, counts.skipped
+    progress.written, progress.deleted = counts.written, counts.deleted
+    progress.unchanged = counts.unchanged
+    progress.phase = "switched"
+    log.info(
+        "rebuilt %s partition %d: %d events, %d rows written, %d deleted, %d unchanged",
+        runner.fold.name,
+        partition,
+        counts.read,
+        counts.written,
+        counts.deleted,
+        counts.unchanged,
+    )
 
 
 class Replay:

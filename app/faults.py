@@ -12,8 +12,10 @@ a lucky moment. `SHOP_FAULT` names the points and what happens there:
 
 Points: `append` (a command's events are produced), `dispatch` (a saga command
 is sent), `reply` (a command's answer is sent), `changelog` (a table's changelog
-record is handed to the producer). Unset, a point costs one dict
-lookup.
+record is handed to the producer); on a batched fold's path (agents/folds.py):
+`fold-batch` (a batch folded in memory, nothing written), `fold-written` (its
+rows and offset written, before the next batch), `fold-revoke` (its partitions
+are being revoked). Unset, a point costs one dict lookup.
 """
 
 from __future__ import annotations

@@ -80,6 +80,17 @@ SKIPPED_REPLAYED = Counter(
     "Messages faust skipped at a rebalance, read back from Kafka and handled (see agents).",
     ["agent"],
 )
+FOLD_BATCH_SECONDS = Histogram(
+    "shop_fold_batch_seconds",
+    "Time to fold one batch of one partition and write it with its offset.",
+    ["fold"],
+    buckets=LATENCY_BUCKETS,
+)
+FOLD_LAG = Gauge(
+    "shop_fold_lag",
+    "Events of a partition not yet folded by this worker (log end - stored offset).",
+    ["fold", "partition"],
+)
 LAG_DEGRADED = Gauge(
     "shop_lag_degraded", "1 while the total lag is above LAG_DEGRADED_THRESHOLD (or unknown)."
 )

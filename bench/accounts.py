@@ -8,8 +8,9 @@ on the shared broker, one real `faust worker` subprocess):
 
 1. projection: with the worker ready, produce N valid account events (opened,
    then deposits and withdrawals that keep every balance >= 0), and time from
-   the first send until the worker's consumer group has committed the end
-   offsets of `<prefix>accounts.events` (measured from Kafka, outside the app);
+   the first send until the projection has reported the end offsets of
+   `<prefix>accounts.events` to its progress group `<id>-folds` (measured
+   from Kafka, outside the app);
    then check every account's read model over HTTP (final version and balance);
 2. the ceiling: a plain aiokafka consumer (no group, all partitions assigned,
    from the beginning) reading the same N records: raw; decoding each envelope
@@ -232,7 +233,8 @@ async def projection(
     await admin.start()
 
     async def committed() -> int:
-        offsets = await admin.list_consumer_group_offsets(system.id, partitions=tps)
+        # the projection reports its stored offsets to this group (agents/folds.py)
+        offsets = await admin.list_consumer_group_offsets(f"{system.id}-folds", partitions=tps)
         return sum(max(meta.offset, 0) for tp, meta in offsets.items() if tp.topic == topic)
 
     try:
@@ -440,6 +442,10 @@ def stop_profile(spy: subprocess.Popen[bytes] | None) -> None:
         spy.wait()
 
 
+FOLD_FRAMES = {"fold", "AccountsFold.fold"}
+"""py-spy's name for the projection's fold (with or without its class)."""
+
+
 def summarize_profile(path: Path, top: int = 14) -> None:
     """Where the worker's samples went, from py-spy's collapsed stacks."""
     if not path.exists():
@@ -464,14 +470,15 @@ def summarize_profile(path: Path, top: int = 14) -> None:
             callbacks[" > ".join(names[i + 1 : i + 4])] += n
         else:
             callbacks["(event loop itself) " + names[-1]] += n
-        if "fold_account_event" in names:
-            i = names.index("fold_account_event")
-            handler[" > ".join(names[i + 1 : i + 4]) or "fold_account_event"] += n
+        folds = [i for i, name in enumerate(names) if name in FOLD_FRAMES]
+        if folds:
+            i = folds[0]
+            handler[" > ".join(names[i + 1 : i + 4]) or names[i]] += n
     print(f"\nworker profile during the projection: {total} py-spy samples ({path})")
     print("  what the main event loop ran (callback > 2 frames below it):")
     for name, n in callbacks.most_common(top):
         print(f"    {100 * n / total:5.1f}%  {name}")
-    print("  inside the handler (fold_account_event > ...):")
+    print("  inside the fold (AccountsFold.fold > ...):")
     for name, n in handler.most_common(top):
         print(f"    {100 * n / total:5.1f}%  {name}")
     print("  top self time:")

@@ -1,25 +1,31 @@
-"""Peers: the same account fold in a raw aiokafka loop and in Quix Streams.
+"""Peers: the same account fold by this project's worker, raw aiokafka and Quix Streams.
 
-    python -m bench.peers [--events 200000] [--accounts 1000] [--project-eps EPS]
+    python -m bench.peers [--events 500000] [--accounts 1000] [--profile FILE]
 
-In one run, on the shared broker:
+In one run, on the shared broker, on ONE topic:
 
-1. create a fresh topic (unique name, 8 partitions) and produce N account events to it
-   with `bench.accounts.make_events` (JSON `EventEnvelope`s keyed by account id);
-2. fold the same N events, from the beginning, into two read models: per account the
-   balance (Decimal) and version, and every event by "account/version":
-   a. raw aiokafka: no group, all partitions assigned, `getmany` + orjson (json if
+1. an isolated copy of the system (`tests.system.System`, 8 partitions) starts a
+   worker once (it creates the topics) and stops it; N account events are produced to
+   its `accounts.events` with `bench.accounts.make_events` (JSON `EventEnvelope`s
+   keyed by account id);
+2. the same N events are folded from the beginning into two read models: per account
+   the balance and version, and every event by version:
+   a. the project: the worker starts on an empty data dir, so its batched fold
+      (agents/folds.py) refolds every partition from offset 0, i.e. a rebuild from
+      the log; timed from its first progress report to the last (bench/project_fold.py),
+      then 1000 accounts are checked over HTTP; its CPU per event and RSS are printed;
+   b. raw aiokafka: no group, all partitions assigned, `getmany` + orjson (json if
       orjson is missing) + the fold into dicts in memory;
-   b. Quix Streams: an `Application` (own consumer group, earliest, RocksDB state with
+   c. Quix Streams: an `Application` (own consumer group, earliest, RocksDB state with
       changelog in a temp dir), `StreamingDataFrame.apply(..., stateful=True)` folding
       into its state: `state.set("account", {balance, version})` and
       `state.set(f"v{version}", event)`, stopped by `app.stop()` after the N-th event;
-3. print events/s (first record -> last record) and the ratios; `--project-eps` pastes in
-   the project's worker figure (from `bench.accounts`, not run here) for a third line.
+3. print events/s (first record -> last record) and the ratios.
 
-The topic, Quix's changelog topic(s) and its consumer group are deleted at the end.
-Needs the `bench` extra (`pip install -e .[bench]`); without Quix Streams only the raw
-fold runs. Figures come from one run on a shared machine: compare the ratios.
+The topics, Quix's changelog topic(s) and its consumer group are deleted at the end.
+Needs the `bench` extra (`pip install -e .[bench]`, in its own venv: Quix Streams pins
+pydantic below 2.14; `make bench-peers` builds `.venv-bench`). Without Quix Streams
+the other two run. Figures come from one run on a shared machine: compare the ratios.
 """
 
 from __future__ import annotations
@@ -38,13 +44,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
 
 from bench.accounts import Expected, make_events, partitions_of, produce
-from tests.system import bootstrap_servers
+from bench.project_fold import ProjectRun, refold
+from tests.system import System, bootstrap_servers
 
 PARTITIONS = 8
 FOLD_TIMEOUT = 900.0
@@ -212,15 +220,6 @@ def fold_quix(
 # --- topics --------------------------------------------------------------------------------
 
 
-async def create_topic(bootstrap: str, topic: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
-    finally:
-        await admin.close()
-
-
 async def cleanup(bootstrap: str, prefix: str, group: str) -> list[str]:
     """Delete this run's topics: the input one and Quix's `changelog__<group>--...`."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
@@ -258,7 +257,8 @@ def line(label: str, value: str, note: str = "") -> None:
     print(f"  {label:<40} {value:>12}  {note}")
 
 
-def report(n: int, raw: FoldRun, quix: FoldRun | None, project_eps: float | None) -> None:
+def report(n: int, raw: FoldRun, quix: FoldRun | None, project: ProjectRun | None) -> None:
+    project_eps = None if project is None else project.rate
     print(f"\nfold of the same {n} events (events/s from first record to last)")
     print(f"  {'':<40} {'events/s':>12}  notes")
     decoder = "json" if json_loads() is json.loads else "orjson"
@@ -274,8 +274,15 @@ def report(n: int, raw: FoldRun, quix: FoldRun | None, project_eps: float | None
             f"({run.events / run.total_s:,.0f}/s); CPU {1e6 * run.cpu_s / run.events:.0f} "
             f"µs/event; {checked}",
         )
-    if project_eps is not None:
-        line("project worker (--project-eps)", f"{project_eps:,.0f}", "pasted in, not run here")
+    if project is not None:
+        checked = "1000 accounts match" if not project.problems else "; ".join(project.problems[:3])
+        line(
+            "project worker (batched fold, from 0)",
+            f"{project.rate:,.0f}",
+            f"{project.first_to_last_s:.2f} s; start->caught up {project.start_to_caught_up_s:.2f}"
+            f" s; CPU {1e6 * project.cpu_s / n:.0f} µs/event; RSS {project.rss_mb:.0f} MB; "
+            f"{checked}",
+        )
     if quix is not None:
         ratio = quix.rate / raw.rate
         line("ratio Quix / raw", f"{ratio:.3f}", f"raw is {1 / ratio:.1f}x faster")
@@ -291,14 +298,10 @@ def report(n: int, raw: FoldRun, quix: FoldRun | None, project_eps: float | None
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--events", type=int, default=500_000)
     parser.add_argument("--accounts", type=int, default=1000)
-    parser.add_argument(
-        "--project-eps",
-        type=float,
-        default=None,
-        help="the project's worker events/s (from bench.accounts) to print alongside",
-    )
+    parser.add_argument("--no-project", action="store_true", help="only the peers")
+    parser.add_argument("--profile", type=Path, default=None, help="py-spy the worker's fold")
     args = parser.parse_args()
     if args.events < args.accounts:
         parser.error("--events must be at least --accounts")
@@ -316,25 +319,32 @@ def main() -> None:
 
     bootstrap = bootstrap_servers()
     run = uuid.uuid4().hex[:8]
-    prefix = f"bench-peers-{run}"
-    topic = f"{prefix}.accounts.events"
-    group = f"{prefix}-quix"
+    system = System(Path(tempfile.mkdtemp(prefix="bench-peers-")), partitions=PARTITIONS)
+    topic = system.topic("accounts.events")
+    group = f"bench-peers-{run}-quix"
 
     started = time.perf_counter()
     work = make_events(args.events, args.accounts, run)
     n = len(work.records)
     print(f"generated {n} events in {time.perf_counter() - started:.1f} s; topic {topic}")
     try:
-        asyncio.run(create_topic(bootstrap, topic))
+        worker = system.worker().wait_ready(timeout=240)  # creates the system's topics
+        worker.stop()
         produce_s = asyncio.run(produce(bootstrap, topic, work.records))
         print(f"produced in {produce_s:.1f} s ({n / produce_s:,.0f}/s, acks=all)")
+        project = None
+        if not args.no_project:
+            project = asyncio.run(refold(system, worker, n, work.expected, args.profile))
+            worker.stop()
+            print(f"project fold done in {project.first_to_last_s:.1f} s")
         raw = asyncio.run(fold_raw(bootstrap, topic, n, work.expected))
         print(f"raw fold done in {raw.total_s:.1f} s")
         quix = fold_quix(bootstrap, topic, group, n, work.expected)
-        report(n, raw, quix, args.project_eps)
+        report(n, raw, quix, project)
     finally:
-        deleted = asyncio.run(cleanup(bootstrap, prefix, group))
-        print(f"\ncleanup: deleted topics {', '.join(deleted) or 'none'}")
+        system.stop()
+        deleted = asyncio.run(cleanup(bootstrap, f"bench-peers-{run}", group))
+        print(f"\ncleanup: the system's topics and {', '.join(deleted) or 'nothing else'}")
         if version_of("quixstreams") != "not installed":
             print(f"cleanup: consumer group {group} {delete_group(bootstrap, group)}")
         print(f"load avg at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

@@ -2,14 +2,58 @@
 
 Versions are gap-free per aggregate, so "version <= the model's version"
 identifies a redelivered or re-published event without a separate index.
+Two shapes: `fold_into` folds one event into a faust table (the per-message
+agents), `BatchFold` folds a batch of records into rows (agents/folds.py).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from domain.decider import Decider
 from models.envelope import EventEnvelope
+
+
+class Record(Protocol):
+    """What a fold needs of a Kafka record (aiokafka's ConsumerRecord has it)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+Stored = Callable[[bytes], bytes | None]
+"""Reads a row of the partition's store as it was before the batch."""
+
+
+@dataclass
+class Folded:
+    """A batch's outcome: the rows to write, and the records that could not be folded."""
+
+    rows: dict[bytes, bytes | None] = field(default_factory=dict)
+    failures: list[tuple[Record, Exception]] = field(default_factory=list)
+
+
+class BatchFold(Protocol):
+    """A read model folded from one event topic, a batch of one partition at a time.
+
+    `fold` is pure: the same records over the same stored rows give the same rows,
+    so a batch lost in a crash is simply folded again from the stored offset."""
+
+    name: str
+    """Names it in metrics, dead letters and /ops (e.g. "accounts-projection")."""
+    events: str
+    """The event topic's logical name (settings.topic applies the prefix)."""
+
+    def fold(self, records: Sequence[Record], stored: Stored) -> Folded: ...
+
+
+class GapInLog(Exception):
+    """The event log itself lacks versions of an aggregate: nothing here can fold it."""
 
 
 class Gap(Exception):

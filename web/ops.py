@@ -3,12 +3,15 @@
 - `GET /health`: 200 once this worker owns partitions, has recovered its tables
   and takes commands (what start-up scripts and tests wait for); 503 before.
 - `GET /ops/health`: always 200 while the worker answers; `status` is `starting`,
-  `ok`, or `degraded` (total consumer lag above LAG_DEGRADED_THRESHOLD, or lag
-  not measurable, or an agent held on a system error: `stalled`), with the
-  lag's total and threshold and the stalled agents.
+  `ok`, or `degraded` (total consumer lag, or the batched folds' lag on this
+  worker (`fold_lag`), above LAG_DEGRADED_THRESHOLD, or lag not measurable, or
+  an agent held on a system error: `stalled`), with the lag's total and
+  threshold and the stalled agents.
 - `GET /ops/ready`: the readiness probe: 200 when `/ops/health` says ok, else 503.
 - `GET /ops/lag`: the consumer group's committed and end offsets and lag per
-  topic partition, from Kafka (cached for a couple of seconds).
+  topic partition, from Kafka (cached for a couple of seconds); and `folds`: for
+  each batched fold, the partitions folded on this worker with their stored
+  offset, the log end last seen and the lag between them.
 - `GET /metrics`: Prometheus text format.
 """
 
@@ -19,6 +22,7 @@ from typing import Any
 
 from faust.web import Request, Response, View
 
+from agents.folds import FOLDS
 from app import metrics
 from app.command_bus import command_bus
 from app.lag import LagUnavailable, lag_monitor
@@ -45,7 +49,11 @@ async def health() -> dict[str, Any]:
     lag = await lag_monitor.health()
     body["lag"] = lag.as_dict()
     body["stalled"] = stalls.current()
-    if body["status"] == "ok" and (lag.degraded or body["stalled"]):
+    body["fold_lag"] = fold_lag = sum(
+        row["lag"] or 0 for runner in FOLDS.values() for row in runner.progress()
+    )
+    behind = fold_lag > lag_monitor.threshold
+    if body["status"] == "ok" and (lag.degraded or body["stalled"] or behind):
         body["status"] = "degraded"
     return body
 
@@ -96,6 +104,7 @@ class LagView(View):
         body = report.as_dict()
         body["threshold"] = lag_monitor.threshold
         body["degraded"] = body["total"] > lag_monitor.threshold
+        body["folds"] = {name: runner.progress() for name, runner in FOLDS.items()}
         return self.json(body)
 
 

@@ -1,0 +1,107 @@
+"""The project's leg of the peers bench: a real worker folds a full accounts.events from 0.
+
+The worker starts on an empty data dir after the N events are on the topic, so
+what it does is exactly a rebuild from the log: every partition store folds from
+offset 0. Timed from its first progress report to the last (as the peers are
+timed from first record to last), read from Kafka (the `<id>-folds` group), and
+then checked over HTTP for a sample of accounts. Also measured: the worker's CPU
+per event and its resident memory once caught up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from bench.accounts import (
+    Expected,
+    cpu_seconds,
+    partitions_of,
+    start_profile,
+    stop_profile,
+    summarize_profile,
+    verify,
+)
+from tests.system import System, Worker
+
+FOLD_TIMEOUT = 900.0
+
+
+@dataclass
+class ProjectRun:
+    events: int
+    first_to_last_s: float
+    start_to_caught_up_s: float
+    """From starting the worker process (empty data dir) until everything is folded."""
+    cpu_s: float
+    rss_mb: float
+    problems: list[str]
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.first_to_last_s if self.first_to_last_s > 0 else float("nan")
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def folded(
+    admin: AIOKafkaAdminClient, group: str, topic: str, tps: list[TopicPartition]
+) -> int:
+    offsets = await admin.list_consumer_group_offsets(group, partitions=tps)
+    return sum(max(meta.offset, 0) for tp, meta in offsets.items() if tp.topic == topic)
+
+
+async def refold(
+    system: System, worker: Worker, n: int, expected: dict[str, Expected], profile: Path | None
+) -> ProjectRun:
+    """Start `worker` on an empty data dir and time its fold of the whole topic."""
+    topic = system.topic("accounts.events")
+    tps = await partitions_of(system.bootstrap, topic)
+    shutil.rmtree(worker.datadir, ignore_errors=True)
+    admin = AIOKafkaAdminClient(bootstrap_servers=system.bootstrap)
+    await admin.start()
+    group = f"{system.id}-folds"
+    try:
+        started = time.perf_counter()
+        worker.start()
+        assert worker.process is not None
+        spy = None if profile is None else start_profile(worker.process.pid, profile)
+        cpu_before = None
+        first = last = 0.0
+        done = first_done = 0
+        deadline = started + FOLD_TIMEOUT
+        while done < n:
+            if worker.process.poll() is not None:
+                raise RuntimeError(f"worker exited during the fold:\n{worker.tail()}")
+            if time.perf_counter() > deadline:
+                raise TimeoutError(f"project fold: {done}/{n} after {FOLD_TIMEOUT:.0f} s")
+            if cpu_before is None:
+                cpu_before = cpu_seconds(worker.process.pid)
+            done = await folded(admin, group, topic, tps)
+            if done and not first:
+                first, first_done = time.perf_counter(), done
+            await asyncio.sleep(0.05)
+        last = time.perf_counter()
+        cpu = cpu_seconds(worker.process.pid) - (cpu_before or 0.0)
+        stop_profile(spy)
+        memory = rss_mb(worker.process.pid)
+    finally:
+        await admin.close()
+    worker.wait_ready(timeout=120)
+    sample = dict(random.Random(1).sample(sorted(expected.items()), min(1000, len(expected))))
+    problems = await verify(worker.url, sample)
+    if profile is not None:
+        summarize_profile(profile)
+    return ProjectRun(n - first_done, last - first, last - started, cpu, memory, problems)
