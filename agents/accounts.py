@@ -26,6 +26,6 @@ async def run_accounts(stream: Any) -> None:
         await guarded("accounts-service", event, account_service.process)
 
 
-account_projection = FoldRunner(t.AccountsFold(), follows=account_commands)
+account_projection = FoldRunner(t.accounts_read_model, follows=account_commands)
 """accounts.events, folded in batches where each partition's commands are decided."""
 app.service(account_projection)  # type: ignore[arg-type]

@@ -1,14 +1,15 @@
-"""Batched folds: an event topic folded into partition stores that keep their own offset.
+"""Batched folds: event topics folded into partition stores that keep their own offsets.
 
-A worker folds partition p of a fold's event topic while it owns partition p of
-the topic the fold follows (the aggregate's command topic: same key, so same
-partition number), following faust's assignment. Per partition, a batch is what
-`getmany` returned (bounded by FOLD_MAX_BATCH): folded in memory by a pure
-`BatchFold` (tables/), its bad records dead-lettered (acked first), then its rows
-and its next offset written in one RocksDB WriteBatch (tables/partition_store.py).
-After any crash the fold resumes from the stored offset; an empty store folds
-from offset 0 (the event topic is the changelog). Commits to the consumer group
-`<app id>-folds` only report progress (lag tools, the bench); they are never read.
+A worker folds partition p of a fold's topics while it owns partition p of the
+topic the fold follows (a command topic: same key, so same partition number),
+following faust's assignment. Per partition, a batch is what `getmany` returned
+(bounded by FOLD_MAX_BATCH): folded in memory by a pure `BatchFold` (tables/),
+its messages for other views sent and its bad records dead-lettered (both acked
+first), then its rows and each topic's next offset written in one RocksDB
+WriteBatch (tables/partition_store.py). After any crash the fold resumes from
+the stored offsets; an empty store folds from offset 0 (the event topics are
+the changelog). Commits to the consumer group `<app id>-folds` only report
+progress (lag tools, the bench); they are never read.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from app.metrics import EVENTS_PROCESSED, FOLD_BATCH_SECONDS, FOLD_LAG
 from app.settings import settings
 from app.stalls import stalls
 from tables.partition_store import PartitionStore
-from tables.read_models import BatchFold, Record
+from tables.read_models import BatchFold, Output, Record
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,8 @@ class FoldRunner(faust.Service):
         super().__init__(**kwargs)
         self.fold = fold
         self.follows = follows.get_topic_name()
-        self.topic = settings.topic(fold.events)
+        self.topics = [settings.topic(name) for name in fold.events]
+        self._outputs: dict[str, TopicT] = {}
         self.stores: dict[int, PartitionStore] = {}
         """Open stores by partition: those folded here, kept open through a rebalance."""
         self.folding: set[int] = set()
@@ -83,7 +85,7 @@ class FoldRunner(faust.Service):
         """Held by a batch, a revocation, an assignment and a rebuild's switch."""
         self._revoking = False
         self._consumer: AIOKafkaConsumer | None = None
-        self._reported: dict[int, int] = {}
+        self._reported: dict[TopicPartition, int] = {}
         self._last_report = 0.0
         FOLDS[fold.name] = self
         app.on_partitions_revoked.connect(cast(Any, self._on_revoked))
@@ -96,26 +98,21 @@ class FoldRunner(faust.Service):
 
     def store_for(self, key: str) -> PartitionStore:
         """The store holding `key` (the producer's partitioner); NotHere if not open here."""
-        partition = (murmur2(key.encode()) & 0x7FFFFFFF) % settings.partitions
-        store = self.stores.get(partition)
+        store = self.stores.get(partition := partition_of(key.encode()))
         if store is None or partition not in self.folding:
             raise NotHere(f"{self.fold.name} partition {partition} is not folded on this worker")
         return store
 
     def progress(self) -> list[dict[str, Any]]:
-        """Per partition folded here: the stored offset, the log end seen, the lag."""
+        """Per topic partition folded here: the stored offset, the log end seen, the lag."""
         rows = []
         for partition in sorted(self.folding):
-            offset = self.stores[partition].offset
-            end = self._highwater(partition)
-            rows.append(
-                {
-                    "partition": partition,
-                    "offset": offset,
-                    "end": end,
-                    "lag": None if end is None else max(0, end - offset),
-                }
-            )
+            for topic in self.topics:
+                offset = self.stores[partition].offset(topic)
+                end = self._highwater(topic, partition)
+                lag = None if end is None else max(0, end - offset)
+                row = {"topic": topic, "partition": partition, "offset": offset, "end": end}
+                rows.append({**row, "lag": lag})
         return rows
 
     # --- lifecycle ---------------------------------------------------------------
@@ -172,10 +169,10 @@ class FoldRunner(faust.Service):
         """Read exactly the partitions folded here, each from its stored offset."""
         if self._consumer is None:
             return
-        tps = [TopicPartition(self.topic, p) for p in sorted(self.folding)]
+        tps = [TopicPartition(t, p) for p in sorted(self.folding) for t in self.topics]
         self._consumer.assign(tps)
         for tp in tps:
-            self._consumer.seek(tp, self.stores[tp.partition].offset)
+            self._consumer.seek(tp, self.stores[tp.partition].offset(tp.topic))
 
     # --- the loop ----------------------------------------------------------------
 
@@ -201,24 +198,47 @@ class FoldRunner(faust.Service):
 
     async def _fold_what_arrived(self, consumer: AIOKafkaConsumer) -> None:
         batches = await consumer.getmany(timeout_ms=FETCH_WAIT_MS, max_records=MAX_BATCH)
+        by_partition: dict[int, list[Any]] = {}
         for tp, records in batches.items():
             if tp.partition in self.folding:
-                await self._fold_batch(self.stores[tp.partition], records)
+                store = self.stores[tp.partition]
+                new = [r for r in records if r.offset >= store.offset(tp.topic)]  # raced a seek
+                by_partition.setdefault(tp.partition, []).extend(new)
+        for partition, records in by_partition.items():
+            if records:
+                await self._fold_batch(self.stores[partition], records)
 
     async def _fold_batch(self, store: PartitionStore, records: list[Any]) -> None:
-        records = [r for r in records if r.offset >= store.offset]  # a fetch that raced a seek
-        if not records:
-            return
         started = time.monotonic()
         folded = self.fold.fold(records, store.get)
         await faults.reached("fold-batch")
+        await self._send(folded.outputs)
         for record, error in folded.failures:  # acked before the offset passes them
             if not await bury(self.fold.name, record, error, 1, self._hold):
                 return
-        _write(store, folded.rows, records[-1].offset + 1)
+        await faults.reached("fold-sent")
+        _write(store, folded.rows, {r.topic: r.offset + 1 for r in records})
         await faults.reached("fold-written")
         EVENTS_PROCESSED.labels(agent=self.fold.name).inc(len(records))
         FOLD_BATCH_SECONDS.labels(fold=self.fold.name).observe(time.monotonic() - started)
+
+    async def _send(self, outputs: list[Output]) -> None:
+        """Send the batch's messages for other views; return once Kafka has them all."""
+        pending = []
+        for output in outputs:
+            topic = self._outputs.get(output.topic)
+            if topic is None:
+                name = settings.topic(output.topic)
+                topic = app.topic(name, key_serializer="raw", value_serializer="raw")
+                self._outputs[output.topic] = topic
+            partition = None
+            if output.partition_by is not None:
+                partition = partition_of(output.partition_by)
+            pending.append(
+                await topic.send(key=output.key, value=output.value, partition=partition)
+            )
+        if pending:
+            await asyncio.gather(*pending)
 
     async def _hold(self) -> bool:
         if self._revoking:
@@ -238,22 +258,25 @@ class FoldRunner(faust.Service):
                     row["lag"]
                 )
         changed = {
-            TopicPartition(self.topic, p): self.stores[p].offset
+            tp: offset
             for p in self.folding
-            if self.stores[p].offset and self._reported.get(p) != self.stores[p].offset
+            for tp, offset in (
+                (TopicPartition(t, p), self.stores[p].offset(t)) for t in self.topics
+            )
+            if offset and self._reported.get(tp) != offset
         }
         if not changed:
             return
         try:
             await self._consumer.commit(changed)
-            self._reported.update({tp.partition: offset for tp, offset in changed.items()})
+            self._reported.update(changed)
         except KafkaError as error:  # progress is reported again next time
             log.debug("%s: progress commit failed: %r", self.fold.name, error)
 
-    def _highwater(self, partition: int) -> int | None:
+    def _highwater(self, topic: str, partition: int) -> int | None:
         if self._consumer is None:
             return None
-        return self._consumer.highwater(TopicPartition(self.topic, partition))
+        return self._consumer.highwater(TopicPartition(topic, partition))
 
     # --- rebuild -----------------------------------------------------------------
 
@@ -263,8 +286,9 @@ class FoldRunner(faust.Service):
         """Fold `partition` from offset 0 into a fresh store, then swap it in.
 
         The live store serves and folds meanwhile; for the last stretch (from the
-        live store's offset to the fresh one's) the live fold waits, then the fresh
-        store replaces it in one step. `report(counts, log end)` is called as it goes."""
+        live store's offsets to the fresh one's) the live fold waits, then the fresh
+        store replaces it in one step. Nothing is sent on: the live fold did that.
+        `report(counts, events in the partition)` is called as it goes."""
         if partition not in self.folding:
             raise RuntimeError(f"partition {partition} is not folded here; run again")
         path = self.store_path(partition).with_name(f"p{partition}.rebuild")
@@ -279,18 +303,19 @@ class FoldRunner(faust.Service):
             **client_options(),
         )
         await consumer.start()
-        tp = TopicPartition(self.topic, partition)
+        tps = [TopicPartition(topic, partition) for topic in self.topics]
         try:
-            consumer.assign([tp])
-            consumer.seek(tp, 0)
-            while fresh.offset < self.stores[partition].offset:
-                await self._rebuild_batch(consumer, tp, fresh, counts, report)
+            consumer.assign(tps)
+            for tp in tps:
+                consumer.seek(tp, 0)
+            while self._behind(fresh, self.stores[partition]):
+                await self._rebuild_batch(consumer, partition, fresh, counts, report)
             async with self._lock:
                 if partition not in self.folding:
                     raise RuntimeError(f"partition {partition} moved to another worker; run again")
                 live = self.stores[partition]
-                while fresh.offset < live.offset:  # what the live fold did meanwhile
-                    await self._rebuild_batch(consumer, tp, fresh, counts, report)
+                while self._behind(fresh, live):  # what the live fold did meanwhile
+                    await self._rebuild_batch(consumer, partition, fresh, counts, report)
                 counts.written, counts.deleted, counts.unchanged = _differences(live, fresh)
                 self.stores[partition] = _replace(live, fresh)
                 self._assign()
@@ -301,28 +326,37 @@ class FoldRunner(faust.Service):
             await consumer.stop()
         return counts
 
+    def _behind(self, fresh: PartitionStore, live: PartitionStore) -> bool:
+        return any(fresh.offset(t) < live.offset(t) for t in self.topics)
+
     async def _rebuild_batch(
         self,
         consumer: AIOKafkaConsumer,
-        tp: TopicPartition,
+        partition: int,
         fresh: PartitionStore,
         counts: Rebuilt,
         report: Callable[[Rebuilt, int], Awaitable[None]],
     ) -> None:
-        batches = await consumer.getmany(tp, timeout_ms=FETCH_WAIT_MS, max_records=MAX_BATCH)
-        records: list[Record] = list(batches.get(tp, []))
+        batches = await consumer.getmany(timeout_ms=FETCH_WAIT_MS, max_records=MAX_BATCH)
+        records: list[Record] = [r for rs in batches.values() for r in rs]
         if not records:
             return
         folded = self.fold.fold(records, fresh.get)
-        _write(fresh, folded.rows, records[-1].offset + 1)
+        _write(fresh, folded.rows, {r.topic: r.offset + 1 for r in records})
         counts.read += len(records) - len(folded.failures)
         counts.skipped += len(folded.failures)  # the live fold dead-lettered these
-        await report(counts, self._highwater(tp.partition) or fresh.offset)
+        ends = (self._highwater(t, partition) for t in self.topics)
+        await report(counts, sum(end or 0 for end in ends))
 
 
-def _write(store: PartitionStore, rows: dict[bytes, bytes | None], next_offset: int) -> None:
+def partition_of(key: bytes) -> int:
+    """The partition Kafka's default partitioner gives `key` (as faust's producer does)."""
+    return (murmur2(key) & 0x7FFFFFFF) % settings.partitions
+
+
+def _write(store: PartitionStore, rows: dict[bytes, bytes | None], offsets: dict[str, int]) -> None:
     try:
-        store.write(rows, next_offset)
+        store.write(rows, offsets)
     except OSError:
         raise
     except Exception as error:  # rocksdict raises plain Exceptions for I/O errors

@@ -6,6 +6,7 @@ from typing import Any
 
 from agents.commands import CommandHandler
 from agents.dead_letters import guarded
+from agents.folds import FoldRunner
 from agents.service import Service
 from app.main import app
 from app.topics import (
@@ -18,7 +19,6 @@ from app.topics import (
 )
 from domain.inventory import RESERVATIONS, STOCKS
 from domain.saga import reservations_answer, reservations_inbound, reservations_outbound
-from models.upcasting import decode_event
 from tables import inventory as t
 from tables.aggregates import aggregate_tables
 
@@ -53,11 +53,6 @@ async def run_reservations(stream: Any) -> None:
         await guarded("reservations-service", event, reservation_service.process)
 
 
-@app.agent(stock_events, name="stock-projection")
-async def project_stock(stream: Any) -> None:
-    async for event in stream.events():
-        await guarded("stock-projection", event, fold_stock_event)
-
-
-async def fold_stock_event(topic: str, raw: bytes) -> None:
-    t.project(decode_event(raw))
+stock_projection = FoldRunner(t.stock_read_model, follows=stock_commands)
+"""inventory.events, folded in batches where each partition's commands are decided."""
+app.service(stock_projection)  # type: ignore[arg-type]

@@ -2,27 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from agents.commands import CommandHandler
 from agents.dead_letters import guarded
+from agents.folds import FoldRunner
 from agents.service import Service
 from app.main import app
 from app.topics import (
     inputs,
     order_commands,
     order_events,
-    orders_by_customer_feed,
-    orders_by_status_feed,
     payment_events,
     reservation_events,
     shipment_events,
 )
 from domain.orders import ORDERS
 from domain.saga import orders_inbound
-from models.upcasting import decode_event
 from tables import orders as t
+from tables.read_models import BatchFold
 
 order_service = Service(
     name="orders",
@@ -46,46 +44,14 @@ async def run_orders(stream: Any) -> None:
         await guarded("orders-service", event, order_service.process)
 
 
-@app.agent(order_events, name="orders-projection")
-async def project_orders(stream: Any) -> None:
-    """Order by id; and each change fed, repartitioned, to the per-customer and per-status views."""
-    async for event in stream.events():
-        await guarded("orders-projection", event, fold_order_event)
+def _folded(fold: BatchFold) -> FoldRunner:
+    runner = FoldRunner(fold, follows=order_commands)
+    app.service(runner)  # type: ignore[arg-type]
+    return runner
 
 
-async def fold_order_event(topic: str, raw: bytes) -> None:
-    for feed in t.project(decode_event(raw)):
-        target = orders_by_customer_feed if feed.view == "customer" else orders_by_status_feed
-        await target.send(key=feed.key, value=feed.value)
-
-
-@app.agent(orders_by_customer_feed, name="orders-by-customer")
-async def index_by_customer(stream: Any) -> None:
-    async for event in stream.events():
-        await guarded("orders-by-customer", event, _sync(t.index_by_customer))
-
-
-@app.agent(orders_by_status_feed, name="orders-by-status")
-async def index_by_status(stream: Any) -> None:
-    async for event in stream.events():
-        await guarded("orders-by-status", event, _sync(t.index_by_status))
-
-
-@app.agent(
-    inputs(order_events, payment_events, reservation_events, shipment_events),
-    name="orders-timeline",
-)
-async def record_timeline(stream: Any) -> None:
-    async for event in stream.events():
-        await guarded("orders-timeline", event, record_step)
-
-
-async def record_step(topic: str, raw: bytes) -> None:
-    t.record_step(decode_event(raw))
-
-
-def _sync(fold: Callable[[bytes], None]) -> Callable[[str, bytes], Awaitable[None]]:
-    async def handle(topic: str, raw: bytes) -> None:
-        fold(raw)
-
-    return handle
+# the read models, each a batched fold where the orders' commands are decided
+orders_projection = _folded(t.orders_read_model)
+orders_by_customer = _folded(t.customer_view)
+orders_by_status = _folded(t.status_view)
+orders_timeline = _folded(t.Timeline())

@@ -28,7 +28,7 @@ from mode.utils.times import want_seconds
 from app.kafka_clients import client_options
 from app.main import app
 from app.settings import settings
-from app.topics import CATALOG
+from app.topics import CATALOG, COMPACTED
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +47,16 @@ class TopicSpec:
     config: Mapping[str, str] = field(default_factory=dict)
 
 
+def _cleanup(retention: int) -> dict[str, str]:
+    if retention == COMPACTED:  # a view's changelog: the latest message per key, forever
+        return {"cleanup.policy": "compact"}
+    return {"retention.ms": str(retention), "cleanup.policy": "delete"}
+
+
 def wanted_topics() -> dict[str, TopicSpec]:
     """Every topic this app reads or writes, with its partitions and settings."""
     wanted = {
-        name: TopicSpec(partitions, {"retention.ms": str(retention), "cleanup.policy": "delete"})
+        name: TopicSpec(partitions, _cleanup(retention))
         for name, (partitions, retention) in CATALOG.items()
     }
     for table in app.tables.values():

@@ -1,7 +1,9 @@
 """Every topic of the system, declared in one place with partitions and retention.
 
 Event topics are the event store: kept forever (retention -1). Command topics
-are transport: a week is plenty. All values are raw bytes; models/ decodes.
+are transport: a week is plenty. The order views' feeds are those views'
+changelogs: compacted, so they hold the latest row per key for good. All values
+are raw bytes; models/ decodes.
 """
 
 from __future__ import annotations
@@ -15,10 +17,13 @@ from models.rebuilds import REQUESTS_TOPIC as REBUILD_REQUESTS
 
 FOREVER = -1
 WEEK_MS = 7 * 24 * 3600 * 1000
+COMPACTED = -2
+"""Not a retention: cleanup.policy=compact (app.provisioning)."""
 
 
 CATALOG: dict[str, tuple[int, int]] = {}
-"""Every topic name -> (partitions, retention in ms); created at start by app.provisioning."""
+"""Every topic name -> (partitions, retention in ms or COMPACTED); created at start by
+app.provisioning."""
 
 
 def _topic(name: str, retention_ms: int, partitions: int | None = None) -> TopicT:
@@ -52,9 +57,10 @@ stock_commands = _topic("inventory.commands", WEEK_MS)
 payment_answers = _topic("payments.answers", WEEK_MS)
 reservation_answers = _topic("reservations.answers", WEEK_MS)
 
-# the read side's repartitioning: order summaries keyed by customer and by status
-orders_by_customer_feed = _topic("orders.by-customer", WEEK_MS)
-orders_by_status_feed = _topic("orders.by-status", WEEK_MS)
+# the read side's repartitioning: order summaries keyed "customer/order" and
+# "status/order", partitioned by customer and by status (tables/orders.py)
+orders_by_customer_feed = _topic("orders.by-customer", COMPACTED)
+orders_by_status_feed = _topic("orders.by-status", COMPACTED)
 
 # what could not be processed, kept until re-driven; one partition, so one owner lists them
 dead_letter_topic = _topic("deadletters", FOREVER, partitions=1)

@@ -1,5 +1,6 @@
 """Money: Decimal with two places, written as a string in JSON, never a float."""
 
+import re
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
@@ -9,8 +10,17 @@ CENT = Decimal("0.01")
 MAX_AMOUNT = Decimal("1000000000.00")
 
 
+_CANONICAL = re.compile(r"-?\d{1,10}\.\d\d")
+"""How money is written ("12.50"): within the limit by its length, two places exactly."""
+
+
 def parse_money(value: Any) -> Decimal:
     """Accept a decimal string (or int); refuse floats so no rounding sneaks in."""
+    if type(value) is str and _CANONICAL.fullmatch(value):
+        # what every event and state carries: the checks below cannot fail (fast path)
+        amount = Decimal(value)
+        if abs(amount) <= MAX_AMOUNT:
+            return amount
     if isinstance(value, Decimal):
         amount = value
     elif isinstance(value, (bool, float)):

@@ -11,8 +11,9 @@ REQUESTS_TOPIC = "read-models.rebuilds"
 PROGRESS_TOPIC = "read-models.rebuild-progress"
 """One partition: the `shop rebuild` command reads every worker's reports in order."""
 
-REBUILDABLE = ("accounts", "orders")
-"""`accounts`: the accounts and account-history tables; `orders`: orders by id."""
+REBUILDABLE = ("accounts", "orders", "stock", "timeline")
+"""`accounts`: each account's state and history; `orders`: orders by id; `stock`: each
+SKU's stock; `timeline`: each order's saga steps."""
 
 
 class RebuildRequest(BaseModel):

@@ -1,15 +1,13 @@
-"""Inventory tables: stock per SKU for the command side and the read model."""
+"""Inventory tables: stock per SKU for the command side, and the stock read model."""
 
 from __future__ import annotations
 
 from domain.inventory import STOCKS
-from models.envelope import EventEnvelope
-from tables.aggregates import aggregate_tables, table
-from tables.read_models import fold_into
+from models.inventory import Stock
+from tables.aggregates import aggregate_tables
+from tables.state_fold import StateFold
 
 stock_side = aggregate_tables("stock")
-stock = table("stock", "Read model: each SKU's on-hand, reserved and available units.")
 
-
-def project(envelope: EventEnvelope) -> bool:
-    return fold_into(stock, STOCKS, envelope, rewrite_repeat=True) is not None
+stock_read_model: StateFold[Stock] = StateFold("stock-projection", "inventory.events", STOCKS)
+"""Each SKU's on-hand, reserved and available units (`s/<sku>`)."""

@@ -1,31 +1,33 @@
 """Order read models: by id, by customer, by status, and each order's saga timeline.
 
-By id and the timeline are keyed by order, like every saga topic. The
-customer and status views are keyed by customer and by status, so the order
-projection feeds them through repartition topics (`orders.by-customer`,
-`orders.by-status`) and their rows live in the partition of that key:
-`customer/order` and `status/order`, read in key order by prefix.
+All four are batched folds into partition stores (agents/folds.py). By id and
+the timeline are keyed by order, like every saga topic. The customer and status
+views are keyed by customer and by status, so the order fold feeds them through
+repartition topics (`orders.by-customer`, `orders.by-status`; sent and acked
+before its offset is stored) and their rows live in the partition of that key:
+`customer/order` and `status/order`, read in key order by prefix. Each feed
+message is a row of its view under the row's key, so the compacted feed is the
+view's changelog (a store refolds from it). A feed message sent twice (a batch
+folded again after a crash) changes nothing: each view keeps the newest version.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, get_args
+from collections.abc import Iterator, Sequence
+from itertools import islice
+from typing import Any
 
 from domain.orders import ORDERS
 from models.envelope import EventEnvelope
-from models.orders import Order, OrderStatus
-from tables.aggregates import aggregate_tables, table
-from tables.ranges import rows_with_prefix
-from tables.read_models import fold_into
+from models.orders import Order
+from models.upcasting import decode_event
+from tables.aggregates import aggregate_tables
+from tables.partition_store import PartitionStore
+from tables.read_models import Folded, Output, Record, Stored
+from tables.state_fold import StateFold
 
 order_side = aggregate_tables("order")
-orders = table("orders", "Read model: each order's status, lines, totals and version.")
-customer_orders = table("customer-orders", "Read model: customer_id/order_id -> summary.")
-orders_by_status = table("orders-by-status", "Read model: status/order_id -> summary.")
-order_timeline = table("order-timeline", "Read model: order_id/time/event_id -> saga step.")
 
 SERVICE_OF = {
     "order": "orders",
@@ -35,15 +37,6 @@ SERVICE_OF = {
     "shipment": "shipping",
     "account": "accounts",
 }
-
-
-@dataclass(frozen=True)
-class Feed:
-    """A message for a repartitioned view: which view, its key, the bytes."""
-
-    view: str
-    key: str
-    value: bytes
 
 
 def summary(order: Order) -> dict[str, Any]:
@@ -58,77 +51,103 @@ def summary(order: Order) -> dict[str, Any]:
     }
 
 
-BY_ID = {"orders": orders}
-"""The by-id read model by table name; a rebuild folds into a dict with this name."""
+def feeds(previous: Order | None, order: Order) -> list[Output]:
+    """What one order change sends to the per-customer and per-status views: each
+    message is the view's row (or a tombstone) under the row's own key, partitioned
+    by the view's key, so the compacted feed is the view's changelog."""
+    row = _json(summary(order))
+    customer = order.customer_id.encode()
+    sent = [Output("orders.by-customer", _key(order.customer_id, order), row, customer)]
+    was = None if previous is None else previous.status
+    if was != order.status:
+        if was is not None:
+            sent.append(Output("orders.by-status", _key(was, order), None, was.encode()))
+        status = str(order.status)
+        sent.append(Output("orders.by-status", _key(status, order), row, status.encode()))
+    return sent
 
 
-def project(envelope: EventEnvelope, views: Mapping[str, Any] = BY_ID) -> list[Feed]:
-    """Fold an order event into the by-id view; the feeds for the repartitioned views.
-
-    A repeated event writes the row and its feeds again, with a removal from every
-    other status: after a crash they may never have been sent (see fold_into).
-    """
-    by_id = views["orders"]
-    previous = by_id.get(envelope.aggregate_id)
-    order = fold_into(by_id, ORDERS, envelope, rewrite_repeat=True)
-    if order is None:
-        return [] if previous is None else _feeds_again(Order.model_validate(previous))
-    row = summary(order)
-    feeds = [Feed("customer", order.customer_id, json.dumps(row).encode())]
-    old_status = None if previous is None else previous["status"]
-    if old_status != order.status:
-        if old_status is not None:
-            remove = {"op": "remove", **row, "status": old_status}
-            feeds.append(Feed("status", old_status, json.dumps(remove).encode()))
-        feeds.append(Feed("status", str(order.status), json.dumps({"op": "add", **row}).encode()))
-    return feeds
+def _key(view_key: str, order: Order) -> bytes:
+    return f"{view_key}/{order.order_id}".encode()
 
 
-def _feeds_again(order: Order) -> list[Feed]:
-    row = summary(order)
-    feeds = [Feed("customer", order.customer_id, json.dumps(row).encode())]
-    for status in get_args(OrderStatus):
-        op = "add" if status == order.status else "remove"
-        message = {"op": op, **row, "status": status}
-        feeds.append(Feed("status", status, json.dumps(message).encode()))
-    return feeds
+def _json(row: dict[str, Any]) -> bytes:
+    return json.dumps(row).encode()
 
 
-def index_by_customer(raw: bytes) -> None:
-    row = json.loads(raw)
-    _upsert(customer_orders, f"{row['customer_id']}/{row['order_id']}", row)
+orders_read_model: StateFold[Order] = StateFold(
+    "orders-projection", "orders.events", ORDERS, on_change=feeds
+)
+"""Each order by id (`s/<order id>`); each change fed, repartitioned, to the two views below."""
 
 
-def index_by_status(raw: bytes) -> None:
-    message = json.loads(raw)
-    op = message.pop("op")
-    key = f"{message['status']}/{message['order_id']}"
-    if op == "add":
-        _upsert(orders_by_status, key, message)
-        return
-    stored = orders_by_status.get(key)
-    if stored is not None and stored["version"] > message["version"]:
-        orders_by_status[key] = stored  # a repeat: the changelog must hold the newer row
-        return
-    if stored is None:  # a repeat: its tombstone may never have reached the changelog
-        orders_by_status[key] = message
-    del orders_by_status[key]
+class OrderView:
+    """A view fed by the order fold: its feed's messages are its rows under their own
+    keys (`customer/order`, `status/order`); a tombstone deletes. A message sent
+    twice (its batch folded again after a crash) or an older summary never replaces
+    a newer one."""
+
+    def __init__(self, name: str, feed: str) -> None:
+        self.name = name
+        self.events: tuple[str, ...] = (feed,)
+
+    def fold(self, records: Sequence[Record], stored: Stored) -> Folded:
+        folded = Folded()
+        for record in records:
+            try:
+                if not record.key:
+                    raise ValueError("a view's feed message needs its row's key")
+                if record.value is None:
+                    folded.rows[record.key] = None
+                else:
+                    _keep_newer(folded, stored, record.key, json.loads(record.value))
+            except Exception as error:  # a pure fold: the record's fault
+                folded.failures.append((record, error))
+        return folded
 
 
-def _upsert(view: Any, key: str, row: dict[str, Any]) -> None:
-    """The newer of the stored and the given row; written either way, so a repeated
-    message carries the row to the changelog again (see fold_into)."""
-    stored = view.get(key)
-    view[key] = row if stored is None or stored["version"] < row["version"] else stored
+customer_view = OrderView("orders-by-customer", "orders.by-customer")
+"""customer/order -> the order's summary."""
+status_view = OrderView("orders-by-status", "orders.by-status")
+"""status/order -> the order's summary while it is in that status."""
 
 
-def record_step(envelope: EventEnvelope) -> None:
-    """One saga step in the order's timeline; a redelivered event rewrites the same row."""
+def _keep_newer(folded: Folded, stored: Stored, key: bytes, row: dict[str, Any]) -> None:
+    current = folded.current(key, stored)
+    if current is None or json.loads(current)["version"] < int(row["version"]):
+        folded.rows[key] = _json(row)
+
+
+class Timeline:
+    """Every saga event, by the order it belongs to: `order/time/version/event id` -> the step."""
+
+    name = "orders-timeline"
+    events: tuple[str, ...] = (
+        "orders.events",
+        "payments.events",
+        "reservations.events",
+        "shipping.events",
+    )
+
+    def fold(self, records: Sequence[Record], stored: Stored) -> Folded:
+        folded = Folded()
+        for record in records:
+            try:
+                envelope = decode_event(record.value or b"")
+                key, step = timeline_step(envelope)
+                folded.rows[key] = _json(step)
+            except Exception as error:
+                folded.failures.append((record, error))
+        return folded
+
+
+def timeline_step(envelope: EventEnvelope) -> tuple[bytes, dict[str, Any]]:
+    """One saga step's row; a repeated event gives the same key, so it is written once."""
     # time, then version: one command's events share a time but not a version
     at = envelope.occurred_at.isoformat()
     key = f"{envelope.correlation_id}/{at}/{envelope.aggregate_version:09d}/{envelope.event_id}"
-    order_timeline[key] = {
-        "at": envelope.occurred_at.isoformat(),
+    return key.encode(), {
+        "at": at,
         "service": SERVICE_OF.get(envelope.aggregate_type, envelope.aggregate_type),
         "event_type": envelope.event_type,
         "event_id": str(envelope.event_id),
@@ -139,20 +158,23 @@ def record_step(envelope: EventEnvelope) -> None:
     }
 
 
-def timeline(order_id: str) -> list[dict[str, Any]]:
-    return [row for _, row in rows_with_prefix(order_timeline, f"{order_id}/")]
+def _rows(store: PartitionStore, prefix: str, after: str | None = None) -> Iterator[Any]:
+    for key, raw in store.with_prefix(prefix.encode()):
+        if after is None or key > after.encode():
+            yield json.loads(raw)
 
 
-def orders_of(customer_id: str) -> list[dict[str, Any]]:
-    return [row for _, row in rows_with_prefix(customer_orders, f"{customer_id}/")]
+def timeline(store: PartitionStore, order_id: str) -> list[dict[str, Any]]:
+    return list(_rows(store, f"{order_id}/"))
 
 
-def orders_in(status: str, after: str | None, limit: int) -> list[dict[str, Any]]:
+def orders_of(store: PartitionStore, customer_id: str) -> list[dict[str, Any]]:
+    return list(_rows(store, f"{customer_id}/"))
+
+
+def orders_in(
+    store: PartitionStore, status: str, after: str | None, limit: int
+) -> list[dict[str, Any]]:
     """A page of orders in a status, in order id order, starting after `after`."""
-    page: list[dict[str, Any]] = []
     start = None if after is None else f"{status}/{after}"
-    for _, row in rows_with_prefix(orders_by_status, f"{status}/", after=start):
-        page.append(row)
-        if len(page) >= limit:
-            break
-    return page
+    return list(islice(_rows(store, f"{status}/", after=start), limit))

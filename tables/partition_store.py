@@ -1,10 +1,10 @@
-"""One partition of a read model: its rows and the offset they reflect, written together.
+"""One partition of a read model: its rows and the offsets they reflect, written together.
 
-A fold stores the next offset of its source partition in the same RocksDB
-WriteBatch as the rows that offset produced, so after any crash the rows and
-the offset agree: the fold resumes exactly where its rows end, never skipping
-an event and never applying one twice. An empty store starts at offset 0: the
-event topic itself is the changelog.
+A fold stores the next offset of each source topic's partition in the same
+RocksDB WriteBatch as the rows those offsets produced, so after any crash the
+rows and the offsets agree: the fold resumes exactly where its rows end, never
+skipping an event and never applying one twice. An empty store starts at
+offset 0: the event topics themselves are the changelog.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from rocksdict import Options, Rdict, WriteBatch
 
 from app.settings import settings
 
-OFFSET_KEY = b"\x00offset"
-"""The next source offset to fold; sorts before every row key (rows never start with NUL)."""
+OFFSETS = b"\x00offset/"
+"""+ topic name -> the next offset of that topic to fold. Sorts before every row key
+(row keys never start with NUL)."""
 
 Rows = Mapping[bytes, bytes | None]
 """Rows to write: key -> value, or None to delete the key."""
@@ -40,9 +41,13 @@ class PartitionStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._db = Rdict(str(path), _options())
-        stored = self._db.get(OFFSET_KEY)
-        self.offset: int = 0 if stored is None else int(stored)
-        """The next source offset to fold (every offset below it is in the rows)."""
+        self.offsets: dict[str, int] = {
+            key[len(OFFSETS) :].decode(): int(value) for key, value in self.with_prefix(OFFSETS)
+        }
+        """Topic -> the next offset to fold (every offset below it is in the rows)."""
+
+    def offset(self, topic: str) -> int:
+        return self.offsets.get(topic, 0)
 
     def get(self, key: bytes) -> bytes | None:
         value = self._db.get(key)
@@ -60,20 +65,21 @@ class PartitionStore:
             it.next()
 
     def rows(self) -> Iterator[tuple[bytes, bytes]]:
-        """Every row in key order (the stored offset is not a row)."""
-        return (row for row in self.with_prefix(b"") if row[0] != OFFSET_KEY)
+        """Every row in key order (the stored offsets are not rows)."""
+        return (row for row in self.with_prefix(b"") if not row[0].startswith(b"\x00"))
 
-    def write(self, rows: Rows, next_offset: int) -> None:
-        """Write `rows` and the offset they reflect in one atomic batch."""
+    def write(self, rows: Rows, offsets: Mapping[str, int]) -> None:
+        """Write `rows` and the offsets they reflect (topic -> next offset) in one atomic batch."""
         batch = WriteBatch(raw_mode=True)
         for key, value in rows.items():
             if value is None:
                 batch.delete(key)
             else:
                 batch.put(key, value)
-        batch.put(OFFSET_KEY, str(next_offset).encode())
+        for topic, offset in offsets.items():
+            batch.put(OFFSETS + topic.encode(), str(offset).encode())
         self._db.write(batch)
-        self.offset = next_offset
+        self.offsets.update(offsets)
 
     def close(self) -> None:
         self._db.close()

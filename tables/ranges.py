@@ -36,19 +36,6 @@ def _as_text(key: Any) -> str:
     return key.decode() if isinstance(key, bytes) else str(key)
 
 
-def rows_in_partition(table: TableT, partition: int) -> Iterator[tuple[str, Any]]:
-    """Every (key, value) of one partition of the table, as this worker stores it."""
-    store = cast(Any, table.data)
-    dbs = getattr(store, "_dbs", None)
-    if dbs is None:  # the memory store does not split by partition: one-partition tests
-        for key in list(store):
-            yield _as_text(key), store[key]
-        return
-    db = dbs.get(partition)
-    if db is not None:
-        yield from _scan(store, db, b"", b"")
-
-
 def _scan(store: Any, db: Any, start: bytes, prefix: bytes) -> Iterator[tuple[str, Any]]:
     """One RocksDB's rows from `start` while keys share `prefix`, without faust's offset key."""
     iterator = db.iter()

@@ -30,12 +30,33 @@ Stored = Callable[[bytes], bytes | None]
 """Reads a row of the partition's store as it was before the batch."""
 
 
+@dataclass(frozen=True)
+class Output:
+    """A message a fold sends on (a repartitioned view's feed): sent and acknowledged
+    before the batch's offsets are stored, so a crash sends it again, never loses it."""
+
+    topic: str
+    """The topic's logical name (settings.topic applies the prefix)."""
+    key: bytes
+    value: bytes | None
+    """None: a tombstone (the key's row is gone)."""
+    partition_by: bytes | None = None
+    """Partition by this instead of the key (a view keyed "customer/order" lives in
+    the customer's partition)."""
+
+
 @dataclass
 class Folded:
-    """A batch's outcome: the rows to write, and the records that could not be folded."""
+    """A batch's outcome: the rows to write, the messages to send on, and the records
+    that could not be folded."""
 
     rows: dict[bytes, bytes | None] = field(default_factory=dict)
+    outputs: list[Output] = field(default_factory=list)
     failures: list[tuple[Record, Exception]] = field(default_factory=list)
+
+    def current(self, key: bytes, stored: Stored) -> bytes | None:
+        """The row as this batch left it so far, else as stored."""
+        return self.rows[key] if key in self.rows else stored(key)
 
 
 class BatchFold(Protocol):
@@ -46,8 +67,9 @@ class BatchFold(Protocol):
 
     name: str
     """Names it in metrics, dead letters and /ops (e.g. "accounts-projection")."""
-    events: str
-    """The event topic's logical name (settings.topic applies the prefix)."""
+    events: tuple[str, ...]
+    """The topics it folds, by logical name (settings.topic applies the prefix);
+    partition p of each is folded into the same store."""
 
     def fold(self, records: Sequence[Record], stored: Stored) -> Folded: ...
 

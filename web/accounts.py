@@ -9,7 +9,6 @@ from faust.web import Request, Response, View
 from pydantic import ValidationError
 
 from agents.accounts import account_projection
-from agents.folds import NotHere
 from app.main import app
 from app.topics import account_commands
 from domain.accounts import ACCOUNTS
@@ -22,21 +21,22 @@ from models.accounts import (
     OpenAccountRequest,
     WithdrawMoney,
 )
-from tables.accounts import account_row, account_side, read_history
-from tables.partition_store import PartitionStore
+from tables.accounts import account_side
+from tables.state_fold import read_history
 from web.http import (
     HttpError,
+    StateRows,
     check_id,
     execute,
     handles_errors,
     min_version_param,
     new_command,
-    not_ready,
     owner_route,
     read_at_least,
     read_body,
     require_token,
     result_response,
+    store_of,
     validation_error,
 )
 
@@ -88,21 +88,6 @@ def _history_query(request: Request) -> HistoryQuery:
     return query
 
 
-def _store(account_id: str) -> PartitionStore:
-    try:
-        return account_projection.store_for(account_id)
-    except NotHere as error:
-        raise not_ready(str(error)) from None
-
-
-class _AccountRows:
-    """The account rows as `read_at_least` reads them (looked up afresh each time:
-    a rebuild may swap the store while a request waits)."""
-
-    def get(self, account_id: str) -> dict[str, Any] | None:
-        return account_row(_store(account_id), account_id)
-
-
 # requests go to the worker that decides the account's commands: it folds its events
 routed_by_account = account_side.state
 
@@ -115,7 +100,9 @@ class AccountStateView(View):
         query = _history_query(request)
         if query.at_version is not None or query.as_of is not None:
             return self.json(as_of(account_id, query))
-        row = await read_at_least(_AccountRows(), account_id, min_version_param(request))
+        row = await read_at_least(
+            StateRows(account_projection), account_id, min_version_param(request)
+        )
         if row is None:
             raise HttpError(404, "not_found", f"account {account_id} does not exist")
         return self.json(AccountView.model_validate(row).model_dump(mode="json"))
@@ -123,7 +110,7 @@ class AccountStateView(View):
 
 def as_of(account_id: str, query: HistoryQuery) -> dict[str, Any]:
     """The account's state at a version or a time, by replaying its own events."""
-    history = read_history(_store(account_id), account_id)
+    history = read_history(store_of(account_projection, account_id), account_id)
     if not history:
         raise HttpError(404, "not_found", f"account {account_id} does not exist")
     if query.at_version is not None:
@@ -149,7 +136,7 @@ class AccountEventsView(View):
     @handles_errors
     @owner_route(routed_by_account, "account_id")
     async def get(self, request: Request, account_id: str) -> Response:
-        history = read_history(_store(account_id), account_id)
+        history = read_history(store_of(account_projection, account_id), account_id)
         if not history:
             raise HttpError(404, "not_found", f"account {account_id} does not exist")
         return self.json(

@@ -20,12 +20,15 @@ from aiohttp import ClientError, web
 from faust.web import Request, Response, View
 from pydantic import BaseModel, ValidationError
 
+from agents.folds import FoldRunner, NotHere
 from app.command_bus import CommandTimeout, Overloaded, command_bus
 from app.main import app
 from app.metrics import COMMAND_RESULTS
 from app.settings import settings
 from models.envelope import CommandEnvelope, CommandResult
 from models.ids import ID_PATTERN
+from tables.partition_store import PartitionStore
+from tables.state_fold import state_row
 
 M = TypeVar("M", bound=BaseModel)
 Handler = Callable[..., Awaitable[Response]]
@@ -284,6 +287,25 @@ def min_version_param(request: Request) -> int | None:
             fields=[{"field": "min_version", "reason": "a non-negative integer"}],
         )
     return int(raw)
+
+
+def store_of(fold: FoldRunner, key: str) -> PartitionStore:
+    """The partition store of a batched fold that holds `key`; 503 if not open here yet."""
+    try:
+        return fold.store_for(key)
+    except NotHere as error:
+        raise not_ready(str(error)) from None
+
+
+class StateRows:
+    """A batched fold's state rows by aggregate id, as `read_at_least` reads them: looked
+    up afresh each time, since a rebuild may swap the store while a request waits."""
+
+    def __init__(self, fold: FoldRunner) -> None:
+        self.fold = fold
+
+    def get(self, aggregate_id: str) -> dict[str, Any] | None:
+        return state_row(store_of(self.fold, aggregate_id), aggregate_id)
 
 
 async def read_at_least(table: Any, key: str, min_version: int | None) -> dict[str, Any] | None:

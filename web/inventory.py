@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from faust.web import Request, Response, View
 
+from agents.inventory import stock_projection
 from app.main import app
 from app.topics import stock_commands
 from models.inventory import AddStock, AddStockRequest, Stock
-from tables.inventory import stock
+from tables.inventory import stock_side
 from web.http import (
     HttpError,
+    StateRows,
     check_id,
     execute,
     handles_errors,
@@ -37,9 +39,9 @@ class AddStockView(View):
 @app.page("/products/{sku}")
 class StockView(View):
     @handles_errors
-    @owner_route(stock, "sku")
+    @owner_route(stock_side.state, "sku")  # the worker that decides the SKU's commands
     async def get(self, request: Request, sku: str) -> Response:
-        row = await read_at_least(stock, sku, min_version_param(request))
+        row = await read_at_least(StateRows(stock_projection), sku, min_version_param(request))
         if row is None:
             raise HttpError(404, "not_found", f"SKU {sku} is not stocked")
         state = Stock.model_validate(row)

@@ -7,6 +7,12 @@ from typing import Any
 
 from faust.web import Request, Response, View
 
+from agents.orders import (
+    orders_by_customer,
+    orders_by_status,
+    orders_projection,
+    orders_timeline,
+)
 from app.main import app
 from app.topics import order_commands
 from models.orders import (
@@ -21,6 +27,7 @@ from models.orders import (
 from tables import orders as t
 from web.http import (
     HttpError,
+    StateRows,
     check_id,
     execute,
     handles_errors,
@@ -32,9 +39,14 @@ from web.http import (
     read_body,
     require_token,
     result_response,
+    store_of,
 )
 
 MAX_PAGE = 500
+
+routed = t.order_side.state
+"""Reads go to the worker that decides the key's partition of order commands: it folds
+the order read models of that partition (any key: customer and status views too)."""
 
 
 def order_id_for(request: Request, body: PlaceOrderRequest) -> str:
@@ -67,7 +79,7 @@ class OrdersView(View):
         return result_response(self, result, order_id=order_id, order_status=status)
 
     @handles_errors
-    @owner_route(t.orders_by_status, "status", query=True)
+    @owner_route(routed, "status", query=True)
     async def get(self, request: Request) -> Response:
         """A page of the orders in one status, by order id: ?status=&limit=&after=."""
         status = request.query["status"]
@@ -82,7 +94,7 @@ class OrdersView(View):
         after = request.query.get("after")
         if after is not None:
             check_id(after, "after")
-        page = t.orders_in(status, after, limit)
+        page = t.orders_in(store_of(orders_by_status, status), status, after, limit)
         next_after = page[-1]["order_id"] if len(page) == limit else None
         return self.json({"status": status, "orders": page, "next_after": next_after})
 
@@ -101,9 +113,10 @@ def _limit(raw: str) -> int:
 @app.page("/orders/{order_id}")
 class OrderView(View):
     @handles_errors
-    @owner_route(t.orders, "order_id")
+    @owner_route(routed, "order_id")
     async def get(self, request: Request, order_id: str) -> Response:
-        row = await read_at_least(t.orders, order_id, min_version_param(request))
+        rows = StateRows(orders_projection)
+        row = await read_at_least(rows, order_id, min_version_param(request))
         if row is None:
             raise HttpError(404, "not_found", f"order {order_id} does not exist")
         return self.json(order_view(row))
@@ -112,9 +125,9 @@ class OrderView(View):
 @app.page("/orders/{order_id}/timeline")
 class TimelineView(View):
     @handles_errors
-    @owner_route(t.orders, "order_id")
+    @owner_route(routed, "order_id")
     async def get(self, request: Request, order_id: str) -> Response:
-        steps = t.timeline(order_id)
+        steps = t.timeline(store_of(orders_timeline, order_id), order_id)
         if not steps:
             raise HttpError(404, "not_found", f"order {order_id} does not exist")
         return self.json({"order_id": order_id, "steps": steps})
@@ -150,6 +163,7 @@ class CancelOrderView(View):
 @app.page("/customers/{customer_id}/orders")
 class CustomerOrdersView(View):
     @handles_errors
-    @owner_route(t.customer_orders, "customer_id")
+    @owner_route(routed, "customer_id")
     async def get(self, request: Request, customer_id: str) -> Response:
-        return self.json({"customer_id": customer_id, "orders": t.orders_of(customer_id)})
+        orders = t.orders_of(store_of(orders_by_customer, customer_id), customer_id)
+        return self.json({"customer_id": customer_id, "orders": orders})

@@ -23,8 +23,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def flaky(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    """A system whose stock projection fails twice on every message before succeeding."""
-    shop = System(tmp_path_factory.mktemp("failures"), SHOP_FAIL_FIRST="stock-projection:2")
+    """A system whose stock service fails twice on every message before succeeding."""
+    shop = System(tmp_path_factory.mktemp("failures"), SHOP_FAIL_FIRST="stock-service:2")
     yield shop
     shop.stop()
 
@@ -167,13 +167,13 @@ def test_old_order_placed_versions_are_upcast_for_projections_and_the_saga(
 
 
 def test_a_handler_that_fails_twice_then_succeeds_loses_nothing(api: httpx.Client) -> None:
-    # the stock projection fails its first two attempts at every message (SHOP_FAIL_FIRST)
+    # the stock service fails its first two attempts at every command (SHOP_FAIL_FIRST)
     assert api.post("/products/FLAKY/stock", json={"quantity": 3}).status_code == 201
     assert api.post("/products/FLAKY/stock", json={"quantity": 4}).status_code == 201
     stock = api.get("/products/FLAKY", params={"min_version": 2})
     assert stock.status_code == 200, stock.text
     assert stock.json()["on_hand"] == 7
-    assert not [x for x in dead_letters(api) if x["agent"] == "stock-projection"]
+    assert not [x for x in dead_letters(api) if x["agent"] == "stock-service"]
 
 
 def test_a_dead_letter_is_redriven_once(flaky: System, api: httpx.Client) -> None:

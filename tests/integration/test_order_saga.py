@@ -48,6 +48,24 @@ def eventually(check: Any, timeout: float = 60.0) -> Any:
         time.sleep(0.1)
 
 
+def customer_orders(api: httpx.Client, customer_id: str) -> list[dict[str, Any]]:
+    response = api.get(f"/customers/{customer_id}/orders")
+    assert response.status_code == 200, response.text
+    return list(response.json()["orders"])
+
+
+def orders_in_status(api: httpx.Client, status: str) -> list[dict[str, Any]]:
+    """Every order in `status`, page by page."""
+    found: list[dict[str, Any]] = []
+    after = None
+    while True:
+        params = {"status": status, "limit": "100", **({"after": after} if after else {})}
+        page = api.get("/orders", params=params).json()
+        found += page["orders"]
+        if (after := page["next_after"]) is None:
+            return found
+
+
 def final_order(api: httpx.Client, order_id: str) -> dict[str, Any]:
     def check() -> Any:
         response = api.get(f"/orders/{order_id}")
@@ -414,3 +432,17 @@ def test_a_worker_killed_mid_run_leaves_no_order_stuck_and_charges_none_twice(
     for sku in skus:
         sold = sum(line["quantity"] for b in bodies for line in b["lines"] if line["sku"] == sku)
         settled_stock(api, sku, 1000 - sold)
+    # the views fed by the order fold (compacted feeds) agree with the orders
+    for name in buyers:
+        mine = {o for o, f in finals.items() if f["customer_id"] == name}
+        listed = eventually(
+            lambda who=name, want=mine: (
+                {o["order_id"]: o["status"] for o in customer_orders(api, who)}
+                == dict.fromkeys(want, "shipped")
+            )
+        )
+        assert listed
+    shipped = {o["order_id"] for o in orders_in_status(api, "shipped")}
+    assert set(finals) <= shipped
+    for status in ("pending", "paid", "reserved"):
+        assert not set(finals) & {o["order_id"] for o in orders_in_status(api, status)}, status

@@ -21,8 +21,8 @@ import app  # noqa: F401 - the App before the tables declared on it
 from domain.accounts import ACCOUNTS
 from models.accounts import AccountView
 from models.envelope import EventEnvelope
-from tables.accounts import state_key
 from tables.partition_store import PartitionStore
+from tables.state_fold import state_key
 from tests.integration.analytics_support import eventually, read_events
 from tests.system import ROOT, System, Worker
 
@@ -68,7 +68,7 @@ def corrupt_store(node: Worker, rows: dict[str, Any]) -> None:
         store = PartitionStore(path)
         try:
             value = None if row is None else json.dumps(row).encode()
-            store.write({state_key(account_id): value}, store.offset)
+            store.write({state_key(account_id): value}, store.offsets)
         finally:
             store.close()
 

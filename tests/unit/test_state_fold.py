@@ -1,5 +1,6 @@
-"""The account read models as a batched fold: a batch of records in, rows and failures out,
-and the partition store that keeps the rows and their offset in one write."""
+"""An aggregate's read model as a batched fold (the accounts': state and history): a batch
+of records in, rows and failures out; and the partition store that keeps the rows and
+their offsets in one write."""
 
 from __future__ import annotations
 
@@ -16,17 +17,13 @@ import app  # noqa: F401 - the App first: tables are declared on it
 from agents.folds import _differences, _replace
 from domain.accounts import ACCOUNTS
 from models.envelope import CommandEnvelope, EventEnvelope
-from tables.accounts import (
-    AccountsFold,
-    account_row,
-    history_key,
-    read_history,
-    state_key,
-)
+from tables.accounts import accounts_read_model
 from tables.partition_store import PartitionStore
 from tables.read_models import Folded, GapInLog
+from tables.state_fold import history_key, read_history, state_key, state_row
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+TOPIC = "accounts.events"
 
 
 @dataclass
@@ -81,7 +78,7 @@ def store(tmp_path: Path) -> Iterator[PartitionStore]:
 def test_a_batch_writes_each_account_once_and_each_event_by_version() -> None:
     ann = events_of("ann", "10.00", "5.50")
     bob = events_of("bob")
-    folded = AccountsFold().fold(records(ann[0], bob[0], ann[1], ann[2]), lambda key: None)
+    folded = accounts_read_model.fold(records(ann[0], bob[0], ann[1], ann[2]), lambda key: None)
 
     assert folded.failures == []
     state = row(folded, state_key("ann"))
@@ -89,16 +86,17 @@ def test_a_batch_writes_each_account_once_and_each_event_by_version() -> None:
     assert row(folded, state_key("bob"))["version"] == 1
     assert folded.rows[history_key("ann", 2)] == ann[1].model_dump_json().encode()
     assert len(folded.rows) == 2 + 4  # two states, four history rows
+    assert folded.outputs == []
 
 
 def test_a_batch_goes_on_from_the_stored_state(store: PartitionStore) -> None:
     ann = events_of("ann", "10.00", "5.50")
-    fold = AccountsFold()
+    fold = accounts_read_model
     first = records(*ann)
-    store.write(fold.fold(first[:2], store.get).rows, 2)
-    store.write(fold.fold(first[2:], store.get).rows, 3)
+    store.write(fold.fold(first[:2], store.get).rows, {TOPIC: 2})
+    store.write(fold.fold(first[2:], store.get).rows, {TOPIC: 3})
 
-    assert account_row(store, "ann") == {
+    assert state_row(store, "ann") == {
         **json.loads(ACCOUNTS.replay("ann", ann).model_dump_json()),
     }
     assert [e.aggregate_version for e in read_history(store, "ann")] == [1, 2, 3]
@@ -107,8 +105,8 @@ def test_a_batch_goes_on_from_the_stored_state(store: PartitionStore) -> None:
 
 def test_a_repeated_event_changes_nothing(store: PartitionStore) -> None:
     ann = events_of("ann", "10.00")
-    fold = AccountsFold()
-    store.write(fold.fold(records(*ann), store.get).rows, 2)
+    fold = accounts_read_model
+    store.write(fold.fold(records(*ann), store.get).rows, {TOPIC: 2})
 
     again = fold.fold(records(ann[1], first=2), store.get)
 
@@ -118,7 +116,7 @@ def test_a_repeated_event_changes_nothing(store: PartitionStore) -> None:
 def test_an_event_past_the_next_version_is_a_gap_in_the_log_and_the_rest_goes_on() -> None:
     ann = events_of("ann", "10.00", "20.00")
     bob = events_of("bob")
-    folded = AccountsFold().fold(records(ann[0], ann[2], bob[0]), lambda key: None)
+    folded = accounts_read_model.fold(records(ann[0], ann[2], bob[0]), lambda key: None)
 
     [(record, error)] = folded.failures
     assert record.offset == 1 and isinstance(error, GapInLog)
@@ -131,22 +129,22 @@ def test_an_event_past_the_next_version_is_a_gap_in_the_log_and_the_rest_goes_on
 def test_an_undecodable_record_is_a_failure_and_the_batch_goes_on() -> None:
     ann = events_of("ann")
     batch = [Record(0, b"\x00not json"), Record(1, None), *records(ann[0], first=2)]
-    folded = AccountsFold().fold(batch, lambda key: None)
+    folded = accounts_read_model.fold(batch, lambda key: None)
 
     assert [r.offset for r, _ in folded.failures] == [0, 1]
     assert all(type(e).__name__ == "ValidationError" for _, e in folded.failures)
     assert row(folded, state_key("ann"))["version"] == 1
 
 
-def test_the_offset_is_stored_with_the_rows_and_read_back(tmp_path: Path) -> None:
+def test_the_offsets_are_stored_with_the_rows_and_read_back(tmp_path: Path) -> None:
     store = PartitionStore(tmp_path / "p0")
-    assert store.offset == 0
-    store.write({b"a/x": b"1", b"a/y": b"2"}, 42)
-    store.write({b"a/y": None}, 43)
+    assert store.offset(TOPIC) == 0
+    store.write({b"a/x": b"1", b"a/y": b"2"}, {TOPIC: 42})
+    store.write({b"a/y": None}, {TOPIC: 43, "other.events": 7})
     store.close()
 
     reopened = PartitionStore(tmp_path / "p0")
-    assert reopened.offset == 43
+    assert (reopened.offset(TOPIC), reopened.offset("other.events")) == (43, 7)
     assert list(reopened.rows()) == [(b"a/x", b"1")]
     reopened.destroy()
     assert not (tmp_path / "p0").exists()
@@ -156,14 +154,14 @@ def test_a_rebuilt_store_replaces_the_live_one_and_the_switch_is_counted(
     tmp_path: Path,
 ) -> None:
     live = PartitionStore(tmp_path / "p1")
-    live.write({b"a/same": b"1", b"a/wrong": b"999", b"a/ghost": b"1"}, 10)
+    live.write({b"a/same": b"1", b"a/wrong": b"999", b"a/ghost": b"1"}, {TOPIC: 10})
     fresh = PartitionStore(tmp_path / "p1.rebuild")
-    fresh.write({b"a/same": b"1", b"a/wrong": b"2", b"a/missing": b"3"}, 10)
+    fresh.write({b"a/same": b"1", b"a/wrong": b"2", b"a/missing": b"3"}, {TOPIC: 10})
 
     assert _differences(live, fresh) == (2, 1, 1)  # written, deleted, unchanged
     swapped = _replace(live, fresh)
 
     assert swapped.path == tmp_path / "p1" and not (tmp_path / "p1.rebuild").exists()
     assert dict(swapped.rows()) == {b"a/same": b"1", b"a/wrong": b"2", b"a/missing": b"3"}
-    assert swapped.offset == 10
+    assert swapped.offset(TOPIC) == 10
     swapped.close()
