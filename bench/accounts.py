@@ -442,7 +442,7 @@ def stop_profile(spy: subprocess.Popen[bytes] | None) -> None:
         spy.wait()
 
 
-FOLD_FRAMES = {"fold", "AccountsFold.fold"}
+FOLD_FRAMES = {"fold", "StateFold.fold"}
 """py-spy's name for the projection's fold (with or without its class)."""
 
 

@@ -292,7 +292,7 @@ def report(n: int, raw: FoldRun, quix: FoldRun | None, project: ProjectRun | Non
             line(
                 "ratio project / Quix",
                 f"{project_eps / quix.rate:.3f}",
-                f"Quix is {quix.rate / project_eps:.1f}x",
+                f"the project folds {project_eps / quix.rate:.2f}x as fast as Quix",
             )
 
 

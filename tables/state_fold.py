@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from domain.decider import Decider
 from models.envelope import EventEnvelope
-from models.upcasting import decode_event, upcast
+from models.upcasting import decode_event, fold_head
 from tables.partition_store import PartitionStore
 from tables.read_models import Folded, GapInLog, Output, Record, Stored
 
@@ -65,13 +65,12 @@ class StateFold(Generic[S]):
         folded = Folded()
         for record in records:
             try:
-                # decoded once: the envelope here, the payload by the decider's own model
-                envelope = upcast(EventEnvelope.model_validate_json(record.value or b""))
-                key = envelope.aggregate_id
+                head = fold_head(record.value or b"")  # decoded once
+                key = head.aggregate_id
                 state = states.get(key)
                 if state is None:
                     state = self._stored_state(stored, key)
-                version = envelope.aggregate_version
+                version = head.aggregate_version
                 have = _version(state)
                 if version <= have:
                     continue
@@ -81,8 +80,8 @@ class StateFold(Generic[S]):
                         f"the log of {record.topic}[{record.partition}] lacks versions "
                         f"{list(range(have + 1, version))[:20]}"
                     )
-                event = self.decider.event_of(envelope)
-                states[key] = new = self.decider.evolve(state, event, envelope.occurred_at)
+                event = self.decider.events[head.event_type].model_validate(head.payload)
+                states[key] = new = self.decider.evolve(state, event, head.occurred_at)
                 if self.history:
                     folded.rows[history_key(key, version)] = record.value
                 if self.on_change is not None:
