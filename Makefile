@@ -33,10 +33,10 @@ crash-loop:  ## SIGKILL twice (the second restart on an empty data dir), CRASH_R
 	@scripts/kafka.sh ensure
 	CRASH_RUNS=$${CRASH_RUNS:-10} .venv/bin/pytest -q tests/integration/test_crash.py
 
-soak-read:  ## SIGKILL the fold at each fault point (own, then empty data dir), SOAK_RUNS times (default 10)
+soak-read:  ## SIGKILL the folds at each fault point (own, then empty data dir), SOAK_RUNS times (default 10)
 	@scripts/bootstrap.sh
 	@scripts/kafka.sh ensure
-	SOAK_RUNS=$${SOAK_RUNS:-10} .venv/bin/pytest -q tests/integration/test_fold_crash.py
+	SOAK_RUNS=$${SOAK_RUNS:-10} .venv/bin/pytest -q tests/integration/test_fold_crash.py tests/integration/test_order_views_crash.py
 
 broker-start:
 	@scripts/kafka.sh start

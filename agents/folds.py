@@ -216,7 +216,8 @@ class FoldRunner(faust.Service):
         for record, error in folded.failures:  # acked before the offset passes them
             if not await bury(self.fold.name, record, error, 1, self._hold):
                 return
-        await faults.reached("fold-sent")
+        if folded.outputs or folded.failures:
+            await faults.reached("fold-sent")
         _write(store, folded.rows, {r.topic: r.offset + 1 for r in records})
         await faults.reached("fold-written")
         EVENTS_PROCESSED.labels(agent=self.fold.name).inc(len(records))
@@ -238,6 +239,7 @@ class FoldRunner(faust.Service):
                 await topic.send(key=output.key, value=output.value, partition=partition)
             )
         if pending:
+            await faults.reached("fold-unacked")
             await asyncio.gather(*pending)
 
     async def _hold(self) -> bool:

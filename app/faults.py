@@ -13,7 +13,8 @@ a lucky moment. `SHOP_FAULT` names the points and what happens there:
 Points: `append` (a command's events are produced), `dispatch` (a saga command
 is sent), `reply` (a command's answer is sent), `changelog` (a table's changelog
 record is handed to the producer); on a batched fold's path (agents/folds.py):
-`fold-batch` (a batch folded in memory, nothing sent or written), `fold-sent`
+`fold-batch` (a batch folded in memory, nothing sent or written), `fold-unacked`
+(its feed messages handed to the producer, not yet acknowledged), `fold-sent`
 (its feed messages and dead letters acked, its rows not written), `fold-written`
 (its rows and offsets written, before the next batch), `fold-revoke` (its
 partitions are being revoked). Unset, a point costs one dict lookup.

@@ -20,6 +20,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from bench.accounts import make_events, produce
 from models.envelope import CommandEnvelope
 from tests.system import System, Worker
 
@@ -236,3 +237,40 @@ def test_contracts_list_order_placed_versions(api: httpx.Client) -> None:
     missing = api.get("/contracts/NoSuchEvent")
     assert missing.status_code == 404
     assert missing.json()["error"] == "unknown_event_type"
+
+
+def test_health_degrades_while_a_fold_is_behind_its_log(
+    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The folds' own lag counts: a fold stalled on its first batch (fault point) while
+    events wait makes health degraded, naming the lag; it is ok again once caught up."""
+    system = System(
+        tmp_path_factory.mktemp("fold-lag"),
+        partitions=PARTITIONS,
+        LAG_DEGRADED_THRESHOLD=str(THRESHOLD),
+        SHOP_FAULT="fold-batch:stall:12",
+    )
+    try:
+        worker = system.worker().wait_ready(timeout=240)
+        api = httpx.Client(base_url=worker.url, timeout=30.0)
+        work = make_events(400, 40, uuid.uuid4().hex[:6])
+        asyncio.run(produce(system.bootstrap, system.topic("accounts.events"), work.records))
+
+        degraded = wait_for(
+            lambda: api.get("/ops/health").json(),
+            lambda b: b["status"] == "degraded" and b["fold_lag"] > THRESHOLD,
+            30,
+            "degraded by the fold's lag",
+        )
+        assert degraded["lag"]["degraded"] is False  # the consumer group is not behind
+        folds = api.get("/ops/lag").json()["folds"]["accounts-projection"]
+        assert sum(row["lag"] or 0 for row in folds) > THRESHOLD
+        wait_for(
+            lambda: api.get("/ops/health").json(),
+            lambda b: b["status"] == "ok" and b["fold_lag"] == 0,
+            60,
+            "caught up",
+        )
+        assert "fault fold-batch: stalling 12.0s" in worker.tail(300)
+    finally:
+        system.stop()
