@@ -172,3 +172,18 @@ def test_orders_by_id_are_rebuilt_unchanged_when_nothing_is_wrong(
     assert result.returncode == 0, result.stdout + result.stderr
     assert " 0 rows written, 0 deleted, 1 unchanged" in result.stdout
     assert api.get("/orders/rb-order").json() == before
+
+
+@pytest.mark.parametrize("model", ["stock", "timeline"])
+def test_stock_and_the_timeline_are_rebuilt_unchanged_when_nothing_is_wrong(
+    system: System, node: Worker, model: str
+) -> None:
+    api = httpx.Client(base_url=node.url, timeout=30.0)
+    before = (api.get("/products/RB-SKU").json(), api.get("/orders/rb-order/timeline").json())
+    result = shop_rebuild(system, model)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert " 0 rows written, 0 deleted, " in result.stdout
+    unchanged = int(result.stdout.split(" unchanged")[0].split()[-1])
+    assert unchanged >= 1
+    after = (api.get("/products/RB-SKU").json(), api.get("/orders/rb-order/timeline").json())
+    assert after == before
