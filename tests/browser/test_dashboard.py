@@ -101,7 +101,7 @@ def test_dashboard_live(worker: Worker, browser: Any, tmp_path: Path) -> None:
 
     load = threading.Thread(
         target=lambda: asyncio.run(
-            run_load([worker.url], 300, 15.0, 30, 10, seed=3, progress=False, max_in_flight=8)
+            run_load([worker.url], 150, 15.0, 30, 10, seed=3, progress=False, max_in_flight=8)
         )
     )
     load.start()
