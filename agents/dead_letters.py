@@ -28,7 +28,7 @@ import logging
 import os
 import traceback
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 from aiokafka.errors import KafkaError
 from faust.exceptions import PartitionsMismatch, ProducerSendError
@@ -44,7 +44,7 @@ from app.topics import dead_letter_topic
 from models.dead_letters import DeadLetter, Redrive
 from models.envelope import utc_now
 from models.upcasting import UnknownSchemaVersion
-from tables.read_models import Gap
+from tables.read_models import Gap, Record
 
 log = logging.getLogger(__name__)
 
@@ -80,16 +80,6 @@ def _injected(agent: str) -> int:
 
 
 Handler = Callable[[str, bytes], Awaitable[Any]]
-
-
-class Source(Protocol):
-    """Where a dead letter came from (a faust Message or an aiokafka ConsumerRecord)."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
 
 
 async def guarded(agent: str, event: EventT, handle: Handler) -> None:
@@ -163,7 +153,7 @@ async def _bury(agent: str, event: EventT, error: BaseException, attempts: int) 
 
 async def bury(
     agent: str,
-    message: Source,
+    message: Record,
     error: BaseException,
     attempts: int,
     hold: Callable[[], Awaitable[bool]],

@@ -118,15 +118,7 @@ class FoldRunner(faust.Service):
     # --- lifecycle ---------------------------------------------------------------
 
     async def on_start(self) -> None:
-        self._consumer = AIOKafkaConsumer(
-            group_id=f"{app.conf.id}-folds",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            isolation_level="read_committed" if app.in_transaction else "read_uncommitted",
-            max_partition_fetch_bytes=4 * 1024 * 1024,
-            **client_options(),
-        )
-        await self._consumer.start()
+        self._consumer = await _started_consumer(group_id=f"{app.conf.id}-folds")
         async with self._lock:
             self._assign()
 
@@ -297,14 +289,7 @@ class FoldRunner(faust.Service):
         shutil.rmtree(path, ignore_errors=True)
         fresh = PartitionStore(path)
         counts = Rebuilt()
-        consumer = AIOKafkaConsumer(
-            group_id=None,
-            enable_auto_commit=False,
-            isolation_level="read_committed" if app.in_transaction else "read_uncommitted",
-            max_partition_fetch_bytes=4 * 1024 * 1024,
-            **client_options(),
-        )
-        await consumer.start()
+        consumer = await _started_consumer(group_id=None)
         tps = [TopicPartition(topic, partition) for topic in self.topics]
         try:
             consumer.assign(tps)
@@ -349,6 +334,21 @@ class FoldRunner(faust.Service):
         counts.skipped += len(folded.failures)  # the live fold dead-lettered these
         ends = (self._highwater(t, partition) for t in self.topics)
         await report(counts, sum(end or 0 for end in ends))
+
+
+async def _started_consumer(group_id: str | None) -> AIOKafkaConsumer:
+    """A consumer for explicit assignment and seeks (no group membership; a group id
+    only to commit progress to); sees committed records only under exactly_once."""
+    consumer = AIOKafkaConsumer(
+        group_id=group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed" if app.in_transaction else "read_uncommitted",
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+        **client_options(),
+    )
+    await consumer.start()
+    return consumer
 
 
 def partition_of(key: bytes) -> int:

@@ -159,9 +159,9 @@ def timeline_step(envelope: EventEnvelope) -> tuple[bytes, dict[str, Any]]:
 
 
 def _rows(store: PartitionStore, prefix: str, after: str | None = None) -> Iterator[Any]:
-    for key, raw in store.with_prefix(prefix.encode()):
-        if after is None or key > after.encode():
-            yield json.loads(raw)
+    start = None if after is None else after.encode()
+    for _, raw in store.with_prefix(prefix.encode(), after=start):
+        yield json.loads(raw)
 
 
 def timeline(store: PartitionStore, order_id: str) -> list[dict[str, Any]]:

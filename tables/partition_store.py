@@ -53,15 +53,19 @@ class PartitionStore:
         value = self._db.get(key)
         return None if value is None else bytes(value)
 
-    def with_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
-        """Rows whose key starts with `prefix`, in key order (O(those rows))."""
+    def with_prefix(
+        self, prefix: bytes, after: bytes | None = None
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """Rows whose key starts with `prefix`, in key order, from the first key past
+        `after` if given (a seek: a page costs O(that page))."""
         it = self._db.iter()
-        it.seek(prefix)
+        it.seek(prefix if after is None else max(prefix, after))
         while it.valid():
             key = it.key()
             if not key.startswith(prefix):
                 return
-            yield key, it.value()
+            if key != after:
+                yield key, it.value()
             it.next()
 
     def rows(self) -> Iterator[tuple[bytes, bytes]]:

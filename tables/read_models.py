@@ -17,7 +17,8 @@ from models.envelope import EventEnvelope
 
 
 class Record(Protocol):
-    """What a fold needs of a Kafka record (aiokafka's ConsumerRecord has it)."""
+    """What a fold (and a dead letter) needs of a Kafka record: aiokafka's
+    ConsumerRecord and faust's Message both have it."""
 
     topic: str
     partition: int
@@ -95,17 +96,10 @@ def fold_into(
     table: Any,
     decider: Decider[Any, Any, Any],
     envelope: EventEnvelope,
-    *,
-    rewrite_repeat: bool = False,
 ) -> Any:
     """The aggregate's state after folding `envelope` into `table`; None if already folded.
 
     Raises Gap, writing nothing, when the event is past the next version.
-
-    With `rewrite_repeat`, a repeated event writes the row as it is again: after a
-    crash the local store can be ahead of its changelog (the row stored, its record
-    never sent), and the offset of ANY redelivered event of that aggregate may be
-    committed next, so each one must carry the row to the changelog again.
     """
     key = envelope.aggregate_id
     stored = table.get(key)
@@ -113,8 +107,6 @@ def fold_into(
         decider.initial_state(key) if stored is None else decider.state_type.model_validate(stored)
     )
     if envelope.aggregate_version <= state.version:
-        if rewrite_repeat:
-            table[key] = stored
         return None
     if envelope.aggregate_version != state.version + 1:
         raise Gap(key, state.version, envelope.aggregate_version)

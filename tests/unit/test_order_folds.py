@@ -7,7 +7,6 @@ must come out the same whether a feed message arrives once or twice."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,17 +16,9 @@ from models.envelope import CommandEnvelope, EventEnvelope
 from tables.orders import Timeline, customer_view, orders_read_model, status_view
 from tables.read_models import Folded, Output
 from tables.state_fold import state_key
+from tests.unit.records import Record
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-
-
-@dataclass
-class Record:
-    offset: int
-    value: bytes | None
-    key: bytes | None = None
-    topic: str = "orders.events"
-    partition: int = 0
 
 
 def order_events() -> list[EventEnvelope]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,18 +20,10 @@ from tables.accounts import accounts_read_model
 from tables.partition_store import PartitionStore
 from tables.read_models import Folded, GapInLog
 from tables.state_fold import history_key, read_history, state_key, state_row
+from tests.unit.records import Record
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 TOPIC = "accounts.events"
-
-
-@dataclass
-class Record:
-    offset: int
-    value: bytes | None
-    key: bytes | None = None
-    topic: str = "accounts.events"
-    partition: int = 3
 
 
 def events_of(account_id: str, *deposits: str) -> list[EventEnvelope]:
@@ -165,3 +156,16 @@ def test_a_rebuilt_store_replaces_the_live_one_and_the_switch_is_counted(
     assert dict(swapped.rows()) == {b"a/same": b"1", b"a/wrong": b"2", b"a/missing": b"3"}
     assert swapped.offset(TOPIC) == 10
     swapped.close()
+
+
+def test_a_prefix_read_starts_past_after(tmp_path: Path) -> None:
+    store = PartitionStore(tmp_path / "p2")
+    store.write({b"paid/o-1": b"1", b"paid/o-2": b"2", b"paid/o-3": b"3", b"shipped/o-4": b"4"}, {})
+    keys = [k for k, _ in store.with_prefix(b"paid/", after=b"paid/o-1")]
+    assert keys == [b"paid/o-2", b"paid/o-3"]
+    assert [k for k, _ in store.with_prefix(b"paid/", after=b"paid/")] == [
+        b"paid/o-1",
+        b"paid/o-2",
+        b"paid/o-3",
+    ]
+    store.close()
