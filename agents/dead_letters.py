@@ -12,7 +12,8 @@ on whose fault it is:
   handler still fails after `HANDLER_MAX_ATTEMPTS` with an error that is not a
   system error. It goes to the dead-letter topic with its original key and
   bytes, the error, the source topic/partition/offset and the attempts, and the
-  partition moves on. A dead letter is re-driven by sending its bytes back.
+  partition moves on. A dead letter is re-driven by sending its bytes back
+  (agents/redrives.py).
 - the system's (`SYSTEM`: a broker, topic, timeout or store error): nothing is
   diverted. The agent holds the message (so its partition) and retries with
   backoff until the error clears, while `/ops/health` says degraded
@@ -41,7 +42,7 @@ from app.main import app
 from app.metrics import DEAD_LETTERS, GAPS_FILLED
 from app.stalls import stalls
 from app.topics import dead_letter_topic
-from models.dead_letters import DeadLetter, Redrive
+from models.dead_letters import DeadLetter
 from models.envelope import utc_now
 from models.upcasting import UnknownSchemaVersion
 from tables.read_models import Gap, Record
@@ -56,10 +57,6 @@ PERMANENT = (ValidationError, UnknownSchemaVersion, UnicodeDecodeError, GapInLog
 SYSTEM = (KafkaError, PartitionsMismatch, ProducerSendError, OSError)
 """Errors of the system around the message (OSError covers timeouts, connections, disks):
 held and retried until they clear, never dead-lettered."""
-
-dead_letters = app.Table(
-    "dead-letters", partitions=1, key_type=bytes, help="Dead letters by id, with their status."
-)
 
 
 class InjectedFailure(RuntimeError):
@@ -193,34 +190,3 @@ async def bury(
 
 def _b64(data: bytes | None) -> str | None:
     return None if data is None else base64.b64encode(data).decode()
-
-
-@app.agent(dead_letter_topic, name="dead-letters")
-async def keep_dead_letters(stream: Any) -> None:
-    """Record dead letters; carry out re-drive requests (one partition: one owner)."""
-    async for raw in stream:
-        if b'"redrive"' in raw[:20]:
-            await redrive(Redrive.model_validate_json(raw).redrive)
-        else:
-            letter = DeadLetter.model_validate_json(raw)
-            if dead_letters.get(letter.id) is None:
-                dead_letters[letter.id] = letter.model_dump(mode="json")
-
-
-async def redrive(letter_id: str) -> None:
-    row = dead_letters.get(letter_id)
-    if row is None or row["status"] != "dead":
-        return
-    letter = DeadLetter.model_validate(row)
-    key = None if letter.key is None else base64.b64decode(letter.key)
-    value = None if letter.value is None else base64.b64decode(letter.value)
-    topic = app.topic(letter.source_topic, key_serializer="raw", value_serializer="raw")
-    await (await topic.send(key=key, value=value))
-    redriven = letter.model_copy(update={"status": "redriven", "redriven_at": utc_now()})
-    dead_letters[letter_id] = redriven.model_dump(mode="json")
-
-
-async def request_redrive(letter_id: str) -> None:
-    await dead_letter_topic.send(
-        key=letter_id, value=Redrive(redrive=letter_id).model_dump_json().encode()
-    )

@@ -38,7 +38,7 @@ from app.metrics import EVENTS_PROCESSED, FOLD_BATCH_SECONDS, FOLD_LAG
 from app.settings import settings
 from app.stalls import stalls
 from tables.partition_store import PartitionStore
-from tables.read_models import BatchFold, Output, Record
+from tables.read_models import BatchFold, LogRecord, Output
 
 log = logging.getLogger(__name__)
 
@@ -70,12 +70,18 @@ class Rebuilt:
 
 
 class FoldRunner(faust.Service):
-    """Runs one BatchFold over the partitions this worker owns."""
+    """Runs one BatchFold over the partitions this worker owns.
 
-    def __init__(self, fold: BatchFold, follows: TopicT, **kwargs: Any) -> None:
+    `single`: the fold's topics have one partition, folded where partition 0 of
+    `follows` is (a figure over everything: analytics windows, dead letters)."""
+
+    def __init__(
+        self, fold: BatchFold, follows: TopicT, *, single: bool = False, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.fold = fold
         self.follows = follows.get_topic_name()
+        self.single = single
         self.topics = [settings.topic(name) for name in fold.events]
         self._outputs: dict[str, TopicT] = {}
         self.stores: dict[int, PartitionStore] = {}
@@ -84,6 +90,7 @@ class FoldRunner(faust.Service):
         self._lock = asyncio.Lock()
         """Held by a batch, a revocation, an assignment and a rebuild's switch."""
         self._revoking = False
+        self._rebuilding: set[int] = set()
         self._consumer: AIOKafkaConsumer | None = None
         self._reported: dict[TopicPartition, int] = {}
         self._last_report = 0.0
@@ -98,7 +105,8 @@ class FoldRunner(faust.Service):
 
     def store_for(self, key: str) -> PartitionStore:
         """The store holding `key` (the producer's partitioner); NotHere if not open here."""
-        store = self.stores.get(partition := partition_of(key.encode()))
+        partition = 0 if self.single else partition_of(key.encode())
+        store = self.stores.get(partition)
         if store is None or partition not in self.folding:
             raise NotHere(f"{self.fold.name} partition {partition} is not folded on this worker")
         return store
@@ -132,8 +140,13 @@ class FoldRunner(faust.Service):
             self.stores.clear()
             self.folding.clear()
 
+    def _mine(self, tps: set[TP]) -> set[int]:
+        """The partitions of the fold's topics that go with these of `follows`."""
+        mine = {tp.partition for tp in tps if tp.topic == self.follows}
+        return mine & {0} if self.single else mine
+
     async def _on_revoked(self, sender: Any, revoked: set[TP], **kwargs: Any) -> None:
-        mine = {tp.partition for tp in revoked if tp.topic == self.follows}
+        mine = self._mine(revoked)
         if not mine:
             return
         self._revoking = True
@@ -147,7 +160,7 @@ class FoldRunner(faust.Service):
             self._revoking = False
 
     async def _on_assigned(self, sender: Any, assigned: set[TP], **kwargs: Any) -> None:
-        mine = {tp.partition for tp in assigned if tp.topic == self.follows}
+        mine = self._mine(assigned)
         async with self._lock:
             for partition in set(self.stores) - mine:
                 self.stores.pop(partition).close()
@@ -202,7 +215,7 @@ class FoldRunner(faust.Service):
 
     async def _fold_batch(self, store: PartitionStore, records: list[Any]) -> None:
         started = time.monotonic()
-        folded = self.fold.fold(records, store.get)
+        folded = self.fold.fold(records, store)
         await faults.reached("fold-batch")
         await self._send(folded.outputs)
         for record, error in folded.failures:  # acked before the offset passes them
@@ -221,8 +234,7 @@ class FoldRunner(faust.Service):
         for output in outputs:
             topic = self._outputs.get(output.topic)
             if topic is None:
-                name = settings.topic(output.topic)
-                topic = app.topic(name, key_serializer="raw", value_serializer="raw")
+                topic = app.topic(output.topic, key_serializer="raw", value_serializer="raw")
                 self._outputs[output.topic] = topic
             partition = None
             if output.partition_by is not None:
@@ -285,6 +297,17 @@ class FoldRunner(faust.Service):
         `report(counts, events in the partition)` is called as it goes."""
         if partition not in self.folding:
             raise RuntimeError(f"partition {partition} is not folded here; run again")
+        if partition in self._rebuilding:
+            raise RuntimeError(f"partition {partition} is being rebuilt already")
+        self._rebuilding.add(partition)
+        try:
+            return await self._rebuild(partition, report)
+        finally:
+            self._rebuilding.discard(partition)
+
+    async def _rebuild(
+        self, partition: int, report: Callable[[Rebuilt, int], Awaitable[None]]
+    ) -> Rebuilt:
         path = self.store_path(partition).with_name(f"p{partition}.rebuild")
         shutil.rmtree(path, ignore_errors=True)
         fresh = PartitionStore(path)
@@ -325,10 +348,10 @@ class FoldRunner(faust.Service):
         report: Callable[[Rebuilt, int], Awaitable[None]],
     ) -> None:
         batches = await consumer.getmany(timeout_ms=FETCH_WAIT_MS, max_records=MAX_BATCH)
-        records: list[Record] = [r for rs in batches.values() for r in rs]
+        records: list[LogRecord] = [r for rs in batches.values() for r in rs]
         if not records:
             return
-        folded = self.fold.fold(records, fresh.get)
+        folded = self.fold.fold(records, fresh)
         _write(fresh, folded.rows, {r.topic: r.offset + 1 for r in records})
         counts.read += len(records) - len(folded.failures)
         counts.skipped += len(folded.failures)  # the live fold dead-lettered these
@@ -354,6 +377,15 @@ async def _started_consumer(group_id: str | None) -> AIOKafkaConsumer:
 def partition_of(key: bytes) -> int:
     """The partition Kafka's default partitioner gives `key` (as faust's producer does)."""
     return (murmur2(key) & 0x7FFFFFFF) % settings.partitions
+
+
+def key_in_partition(partition: int) -> str:
+    """A key the partitioner puts in `partition`: a request routed by it reaches the
+    worker that owns that partition (where a `single` fold runs, for partition 0)."""
+    n = 0
+    while partition_of(f"p{partition}-{n}".encode()) != partition:
+        n += 1
+    return f"p{partition}-{n}"
 
 
 def _write(store: PartitionStore, rows: dict[bytes, bytes | None], offsets: dict[str, int]) -> None:

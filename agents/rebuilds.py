@@ -4,7 +4,9 @@
 folds that partition of the event topics from offset 0 into a fresh partition
 store (the live one keeps serving and folding), catches up with the live fold,
 then swaps the fresh store in, in one step (agents/folds.py `FoldRunner.rebuild`),
-reporting progress on the progress topic throughout.
+reporting progress on the progress topic throughout. The partitions of one
+request are rebuilt side by side (one actor each), so one partition's waits
+for Kafka overlap another's folding.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ import time
 from typing import Any
 
 from agents.accounts import account_projection
+from agents.analytics import analytics_windows
 from agents.folds import FoldRunner, Rebuilt
 from agents.inventory import stock_projection
 from agents.orders import orders_projection, orders_timeline
 from app.main import app
+from app.settings import settings
 from app.topics import rebuild_progress, rebuild_requests
 from models.rebuilds import REBUILDABLE, RebuildProgress, RebuildRequest
 
@@ -25,6 +29,7 @@ log = logging.getLogger(__name__)
 
 READ_MODELS: dict[str, FoldRunner] = {
     "accounts": account_projection,
+    "analytics": analytics_windows,
     "orders": orders_projection,
     "stock": stock_projection,
     "timeline": orders_timeline,
@@ -33,7 +38,7 @@ assert set(READ_MODELS) == set(REBUILDABLE), "models/rebuilds.py names what the 
 REPORT_EVERY = 0.5
 
 
-@app.agent(rebuild_requests, name="read-model-rebuilds")
+@app.agent(rebuild_requests, name="read-model-rebuilds", concurrency=settings.partitions)
 async def rebuild_read_models(stream: Any) -> None:
     async for event in stream.events():
         try:

@@ -10,6 +10,7 @@ import agents.inventory
 import agents.orders
 import agents.payments
 import agents.rebuilds
+import agents.redrives
 import agents.shipping
 import web.accounts
 import web.analytics

@@ -3,7 +3,7 @@
     shop traffic --url http://127.0.0.1:6066 --rate 5 --accounts 20 [--duration 60]
     shop load ...                 (orders at a target rate, app/load.py)
     shop dead-letters list|retry  (app/dead_letters_cli.py)
-    shop rebuild accounts|orders|stock|timeline  (app/rebuild_cli.py)
+    shop rebuild accounts|analytics|orders|stock|timeline  (app/rebuild_cli.py)
 
 Each subcommand is one `add_<name>_parser` function plus its async runner, so
 new ones (e.g. `shop load` for orders) slot in without touching the others.

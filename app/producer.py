@@ -63,3 +63,9 @@ class ShopProducer(Producer):
     @property
     def _producer_type(self) -> type[aiokafka.AIOKafkaProducer]:
         return AllTopicsProducer
+
+
+async def fetch_metadata(producer: Any, topic: str) -> None:
+    """Load `topic`'s partitions into faust's producer (its aiokafka producer is private
+    to faust: reached here, in the one module that knows it)."""
+    await producer._ensure_producer().partitions_for(topic)

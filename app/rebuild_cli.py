@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from app.kafka_clients import client_options
 from app.settings import settings
 from models.rebuilds import (
+    ONE_PARTITION,
     PROGRESS_TOPIC,
     REBUILDABLE,
     REQUESTS_TOPIC,
@@ -45,8 +46,9 @@ def bar(reports: dict[int, RebuildProgress], partitions: int) -> str:
 
 async def rebuild(
     read_model: str, wait_seconds: float, out: Any = sys.stderr
-) -> dict[int, RebuildProgress]:
-    """Request the rebuild of every partition and collect each one's last report."""
+) -> tuple[dict[int, RebuildProgress], float]:
+    """Request the rebuild of every partition and collect each one's last report; also
+    the seconds from the requests to the last report."""
     rebuild_id = uuid.uuid4().hex[:12]
     requests_topic = settings.topic(REQUESTS_TOPIC)
     progress = TopicPartition(settings.topic(PROGRESS_TOPIC), 0)
@@ -59,12 +61,15 @@ async def rebuild(
         await consumer.seek_to_end(progress)
         await consumer.position(progress)  # resolve it now: reports sent from here on count
         partitions = sorted(await producer.partitions_for(requests_topic))
+        if read_model in ONE_PARTITION:
+            partitions = [0]
         request = RebuildRequest(rebuild_id=rebuild_id, read_model=read_model)
         for partition in partitions:
             await producer.send_and_wait(
                 requests_topic, request.model_dump_json().encode(), partition=partition
             )
         print(f"rebuild {rebuild_id} of {read_model}: {len(partitions)} partitions", file=out)
+        requested = time.monotonic()
         reports: dict[int, RebuildProgress] = {}
         deadline = time.monotonic() + wait_seconds
         tty = out.isatty()
@@ -88,14 +93,14 @@ async def rebuild(
                 break
         if tty:
             print(file=out)
-        return reports
+        return reports, time.monotonic() - requested
     finally:
         await producer.stop()
         await consumer.stop()
 
 
 def run_rebuild(args: argparse.Namespace) -> int:
-    reports = asyncio.run(rebuild(args.read_model, args.timeout))
+    reports, seconds = asyncio.run(rebuild(args.read_model, args.timeout))
     switched = [r for r in reports.values() if r.phase == "switched"]
     failed = [r for r in reports.values() if r.phase == "failed"]
     print(
@@ -104,11 +109,11 @@ def run_rebuild(args: argparse.Namespace) -> int:
         f"{sum(r.deleted for r in switched)} deleted, "
         f"{sum(r.unchanged for r in switched)} unchanged, "
         f"{sum(r.skipped for r in switched)} events skipped; "
-        f"{len(switched)} partitions switched"
+        f"{len(switched)} partitions switched in {seconds:.1f} s"
     )
     for report in sorted(failed, key=lambda r: r.partition):
         print(f"partition {report.partition} failed: {report.error}", file=sys.stderr)
-    expected = settings.partitions
+    expected = 1 if args.read_model in ONE_PARTITION else settings.partitions
     if len(switched) != expected:
         missing = expected - len(switched) - len(failed)
         if missing:

@@ -1,4 +1,4 @@
-"""Windowed throughput: events/s through the analytics agents, against the ceilings.
+"""Windowed throughput: events/s through the analytics folds, against the ceilings.
 
     python -m bench.analytics [--events 20000]
 
@@ -6,8 +6,8 @@ One run, one machine, ratios not absolutes:
 
 1. the pure fold in-process (domain.analytics.Analytics over a dict): the CPU ceiling;
 2. a raw aiokafka consumer reading the same facts back: the Kafka ceiling;
-3. facts written straight to `analytics.facts`, folded by the `analytics` agent
-   (batches of up to 1000, one table write per touched key per batch);
+3. facts written straight to `analytics.facts`, folded by the `analytics` fold
+   (a getmany batch at a time, one write per touched key per batch, with its offset);
 4. events written to payments.events, through `analytics-facts` (decode, extract,
    repartition to one key) and then `analytics`: the whole windowed path.
 
@@ -143,7 +143,7 @@ def main() -> None:
             raw = asyncio.run(raw_read(system.bootstrap, system.topic("analytics.facts"), count))
             print(f"2. raw aiokafka read + json        {raw:10.0f} facts/s")
             ratio = folded / raw
-            print(f"3. analytics agent, fold+table {folded:10.0f} facts/s  ({ratio:.2f} of raw)")
+            print(f"3. analytics fold, windows     {folded:10.0f} facts/s  ({ratio:.2f} of raw)")
             events = [event(n) for n in range(count, 2 * count)]
             started = time.perf_counter()
             asyncio.run(produce(system.bootstrap, system.topic("payments.events"), events))

@@ -51,7 +51,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from bench.accounts import Expected, make_events, partitions_of, produce
-from bench.project_fold import ProjectRun, refold
+from bench.project_fold import ProjectRun, Rebuild, rebuild_accounts, refold
 from tests.system import System, bootstrap_servers
 
 PARTITIONS = 8
@@ -257,7 +257,13 @@ def line(label: str, value: str, note: str = "") -> None:
     print(f"  {label:<40} {value:>12}  {note}")
 
 
-def report(n: int, raw: FoldRun, quix: FoldRun | None, project: ProjectRun | None) -> None:
+def report(
+    n: int,
+    raw: FoldRun,
+    quix: FoldRun | None,
+    project: ProjectRun | None,
+    rebuilt: Rebuild | None = None,
+) -> None:
     project_eps = None if project is None else project.rate
     print(f"\nfold of the same {n} events (events/s from first record to last)")
     print(f"  {'':<40} {'events/s':>12}  notes")
@@ -282,6 +288,14 @@ def report(n: int, raw: FoldRun, quix: FoldRun | None, project: ProjectRun | Non
             f"{project.first_to_last_s:.2f} s; start->caught up {project.start_to_caught_up_s:.2f}"
             f" s; CPU {1e6 * project.cpu_s / n:.0f} µs/event; RSS {project.rss_mb:.0f} MB; "
             f"{checked}",
+        )
+    if rebuilt is not None:
+        line(
+            "shop rebuild accounts (worker up, idle)",
+            f"{rebuilt.events / rebuilt.seconds:,.0f}",
+            f"{rebuilt.events} events, requests to all switched {rebuilt.seconds:.2f} s "
+            f"(the command's whole run {rebuilt.command_s:.2f} s: "
+            f"{rebuilt.events / rebuilt.command_s:,.0f}/s)",
         )
     if quix is not None:
         ratio = quix.rate / raw.rate
@@ -332,15 +346,17 @@ def main() -> None:
         worker.stop()
         produce_s = asyncio.run(produce(bootstrap, topic, work.records))
         print(f"produced in {produce_s:.1f} s ({n / produce_s:,.0f}/s, acks=all)")
-        project = None
+        project = rebuilt = None
         if not args.no_project:
             project = asyncio.run(refold(system, worker, n, work.expected, args.profile))
-            worker.stop()
             print(f"project fold done in {project.first_to_last_s:.1f} s")
+            rebuilt = rebuild_accounts(system)
+            print(f"shop rebuild accounts done in {rebuilt.seconds:.1f} s")
+            worker.stop()
         raw = asyncio.run(fold_raw(bootstrap, topic, n, work.expected))
         print(f"raw fold done in {raw.total_s:.1f} s")
         quix = fold_quix(bootstrap, topic, group, n, work.expected)
-        report(n, raw, quix, project)
+        report(n, raw, quix, project, rebuilt)
     finally:
         system.stop()
         deleted = asyncio.run(cleanup(bootstrap, f"bench-peers-{run}", group))

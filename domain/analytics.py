@@ -23,7 +23,8 @@ Redelivery: each fact's event id is remembered (`s/<second>`: the ids of that se
 for as long as it could still land in a window; a repeated id counts once.
 
 The state is any mutable mapping from str keys to JSON values: a dict in the
-unit tests, a write-back overlay over the faust table in the agent.
+unit tests, a write-back overlay over the partition store in the fold
+(tables/analytics.py).
 """
 
 from __future__ import annotations
@@ -316,7 +317,6 @@ class Analytics:
         elif fact["id"] in seen:
             meta["duplicates"] += 1
             store[self.META] = meta
-            self._write_again(fact, key, seen)
             return "duplicate"
         seen[fact["id"]] = 1  # in place: the store hands out decoded copies, written back below
         store[key] = seen
@@ -355,24 +355,6 @@ class Analytics:
         if not missed:
             return "folded"
         return "partly_late" if landed else "late"
-
-    def _write_again(self, fact: Fact, key: str, seen: dict[str, int]) -> None:
-        """A repeated fact writes the rows it touched as they are: after a crash they can
-        be in the local store only, and this repeat's offset may be committed next."""
-        store, config = self.store, self.config
-        store[key] = seen
-        touched = [
-            window_key(family, window_start(fact["at"], size * 1000))
-            for family, size in config.tumbling.items()
-        ]
-        if fact.get("lines"):
-            size_ms, step_ms = config.hop_size * 1000, config.hop_step * 1000
-            starts = hopping_starts(fact["at"], size_ms, step_ms)
-            touched += [sku_key(config.hop_label, start) for start in starts]
-        for row in touched:
-            value = store.get(row)
-            if value is not None:
-                store[row] = value
 
     def expiry(self) -> dict[str, str]:
         """key prefix -> the first key to keep: every key with that prefix sorting before it

@@ -11,9 +11,12 @@ REQUESTS_TOPIC = "read-models.rebuilds"
 PROGRESS_TOPIC = "read-models.rebuild-progress"
 """One partition: the `shop rebuild` command reads every worker's reports in order."""
 
-REBUILDABLE = ("accounts", "orders", "stock", "timeline")
-"""`accounts`: each account's state and history; `orders`: orders by id; `stock`: each
-SKU's stock; `timeline`: each order's saga steps."""
+REBUILDABLE = ("accounts", "analytics", "orders", "stock", "timeline")
+"""`accounts`: each account's state and history; `analytics`: the windowed figures
+(from analytics.facts); `orders`: orders by id; `stock`: each SKU's stock;
+`timeline`: each order's saga steps."""
+ONE_PARTITION = frozenset({"analytics"})
+"""Read models folded from a one-partition topic, where partition 0 is: one request."""
 
 
 class RebuildRequest(BaseModel):

@@ -18,13 +18,14 @@ from collections.abc import Iterator, Sequence
 from itertools import islice
 from typing import Any
 
+from app.settings import settings
 from domain.orders import ORDERS
 from models.envelope import EventEnvelope
 from models.orders import Order
 from models.upcasting import decode_event
 from tables.aggregates import aggregate_tables
 from tables.partition_store import PartitionStore
-from tables.read_models import Folded, Output, Record, Stored
+from tables.read_models import Folded, LogRecord, Output, Stored
 from tables.state_fold import StateFold
 
 order_side = aggregate_tables("order")
@@ -51,19 +52,23 @@ def summary(order: Order) -> dict[str, Any]:
     }
 
 
+BY_CUSTOMER = settings.topic("orders.by-customer")
+BY_STATUS = settings.topic("orders.by-status")
+
+
 def feeds(previous: Order | None, order: Order) -> list[Output]:
     """What one order change sends to the per-customer and per-status views: each
     message is the view's row (or a tombstone) under the row's own key, partitioned
     by the view's key, so the compacted feed is the view's changelog."""
     row = _json(summary(order))
     customer = order.customer_id.encode()
-    sent = [Output("orders.by-customer", _key(order.customer_id, order), row, customer)]
+    sent = [Output(BY_CUSTOMER, _key(order.customer_id, order), row, customer)]
     was = None if previous is None else previous.status
     if was != order.status:
         if was is not None:
-            sent.append(Output("orders.by-status", _key(was, order), None, was.encode()))
+            sent.append(Output(BY_STATUS, _key(was, order), None, was.encode()))
         status = str(order.status)
-        sent.append(Output("orders.by-status", _key(status, order), row, status.encode()))
+        sent.append(Output(BY_STATUS, _key(status, order), row, status.encode()))
     return sent
 
 
@@ -91,7 +96,7 @@ class OrderView:
         self.name = name
         self.events: tuple[str, ...] = (feed,)
 
-    def fold(self, records: Sequence[Record], stored: Stored) -> Folded:
+    def fold(self, records: Sequence[LogRecord], stored: Stored) -> Folded:
         folded = Folded()
         for record in records:
             try:
@@ -129,7 +134,7 @@ class Timeline:
         "shipping.events",
     )
 
-    def fold(self, records: Sequence[Record], stored: Stored) -> Folded:
+    def fold(self, records: Sequence[LogRecord], stored: Stored) -> Folded:
         folded = Folded()
         for record in records:
             try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import cast
 
 from rocksdict import Options, Rdict, WriteBatch
 
@@ -58,15 +59,13 @@ class PartitionStore:
     ) -> Iterator[tuple[bytes, bytes]]:
         """Rows whose key starts with `prefix`, in key order, from the first key past
         `after` if given (a seek: a page costs O(that page))."""
-        it = self._db.iter()
-        it.seek(prefix if after is None else max(prefix, after))
-        while it.valid():
-            key = it.key()
+        start = prefix if after is None else max(prefix, after)
+        items = cast(Iterator[tuple[bytes, bytes]], self._db.items(from_key=start))  # raw mode
+        for key, value in items:
             if not key.startswith(prefix):
                 return
             if key != after:
-                yield key, it.value()
-            it.next()
+                yield key, value
 
     def rows(self) -> Iterator[tuple[bytes, bytes]]:
         """Every row in key order (the stored offsets are not rows)."""

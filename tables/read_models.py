@@ -8,7 +8,7 @@ agents), `BatchFold` folds a batch of records into rows (agents/folds.py).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -27,8 +27,22 @@ class Record(Protocol):
     value: bytes | None
 
 
-Stored = Callable[[bytes], bytes | None]
-"""Reads a row of the partition's store as it was before the batch."""
+class LogRecord(Record, Protocol):
+    """A record as a batched fold reads it (aiokafka's ConsumerRecord)."""
+
+    timestamp: int
+    """Milliseconds since the epoch: when the producer sent it. A fold that needs a
+    clock reads this one, so folding the same records again gives the same rows."""
+
+
+class Stored(Protocol):
+    """The partition's rows as they were before the batch (a PartitionStore)."""
+
+    def get(self, key: bytes) -> bytes | None: ...
+
+    def with_prefix(
+        self, prefix: bytes, after: bytes | None = None
+    ) -> Iterator[tuple[bytes, bytes]]: ...
 
 
 @dataclass(frozen=True)
@@ -37,8 +51,8 @@ class Output:
     before the batch's offsets are stored, so a crash sends it again, never loses it."""
 
     topic: str
-    """The topic's logical name (settings.topic applies the prefix)."""
-    key: bytes
+    """The topic's full name (settings.topic of its logical name)."""
+    key: bytes | None
     value: bytes | None
     """None: a tombstone (the key's row is gone)."""
     partition_by: bytes | None = None
@@ -57,7 +71,7 @@ class Folded:
 
     def current(self, key: bytes, stored: Stored) -> bytes | None:
         """The row as this batch left it so far, else as stored."""
-        return self.rows[key] if key in self.rows else stored(key)
+        return self.rows[key] if key in self.rows else stored.get(key)
 
 
 class BatchFold(Protocol):
@@ -72,7 +86,7 @@ class BatchFold(Protocol):
     """The topics it folds, by logical name (settings.topic applies the prefix);
     partition p of each is folded into the same store."""
 
-    def fold(self, records: Sequence[Record], stored: Stored) -> Folded: ...
+    def fold(self, records: Sequence[LogRecord], stored: Stored) -> Folded: ...
 
 
 class GapInLog(Exception):

@@ -21,7 +21,7 @@ from domain.decider import Decider
 from models.envelope import EventEnvelope
 from models.upcasting import decode_event, fold_head
 from tables.partition_store import PartitionStore
-from tables.read_models import Folded, GapInLog, Output, Record, Stored
+from tables.read_models import Folded, GapInLog, LogRecord, Output, Stored
 
 S = TypeVar("S", bound=BaseModel)
 
@@ -59,7 +59,7 @@ class StateFold(Generic[S]):
         self.history = history
         self.on_change = on_change
 
-    def fold(self, records: Sequence[Record], stored: Stored) -> Folded:
+    def fold(self, records: Sequence[LogRecord], stored: Stored) -> Folded:
         """Fold in order; each touched aggregate's state is written once per batch."""
         states: dict[str, S] = {}
         folded = Folded()
@@ -93,7 +93,7 @@ class StateFold(Generic[S]):
         return folded
 
     def _stored_state(self, stored: Stored, key: str) -> S:
-        raw = stored(state_key(key))
+        raw = stored.get(state_key(key))
         if raw is None:
             return self.decider.initial_state(key)
         return self.decider.state_type.model_validate_json(raw)

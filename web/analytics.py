@@ -5,8 +5,9 @@
     GET /analytics/live       everything the dashboard shows, in one answer
     GET /analytics/stream     Server-Sent Events: the live snapshot every second
 
-All figures live in one single-partition table, so every read is served by
-its owner: any worker forwards the request there (`owner_route`).
+All figures live in one partition store, folded where partition 0 of the order
+commands is decided, so every read is served there: any worker forwards the
+request (`owner_route` with a key of that partition).
 
 Why Server-Sent Events for the push: the data flows one way (server to
 browser); SSE is plain HTTP (a long `text/event-stream` response) that any
@@ -22,6 +23,7 @@ import contextlib
 import json
 import logging
 import time
+from collections import deque
 from datetime import datetime
 from typing import Any, cast
 
@@ -31,13 +33,16 @@ from aiokafka.admin import AIOKafkaAdminClient
 from faust.web import Request, Response, View
 from yarl import URL
 
-from agents.analytics import folded_per_second
+from agents.analytics import analytics_windows
+from agents.folds import key_in_partition
 from app.kafka_clients import client_options
 from app.main import app
 from app.settings import settings
 from domain.analytics import label
 from tables import analytics as t
-from web.http import HttpError, handles_errors, owner_route
+from tables.orders import order_side
+from tables.partition_store import PartitionStore
+from web.http import HttpError, handles_errors, owner_route, store_of
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +53,14 @@ LIVE_WINDOWS = 30
 MAIN_WINDOWS = 15
 MAX_STREAMS = 64
 STREAM_INTERVAL = 1.0
+
+HOME = key_in_partition(0)
+"""Routes a request to the worker that folds the analytics (partition 0 of the orders)."""
+routed = order_side.state
+
+
+def figures() -> PartitionStore:
+    return store_of(analytics_windows, HOME)
 
 
 def _invalid(field: str, reason: str) -> HttpError:
@@ -90,7 +103,7 @@ def _now_ms() -> int:
 @app.page("/analytics/summary")
 class SummaryView(View):
     @handles_errors
-    @owner_route(t.analytics, exact=t.ROUTE_KEY)
+    @owner_route(routed, exact=HOME)
     async def get(self, request: Request) -> Response:
         """The last N closed windows and the current one, oldest first."""
         families = t.families()
@@ -99,27 +112,27 @@ class SummaryView(View):
             raise _invalid("window", f"one of {', '.join(families)}")
         last = _int_param(request, "last", 10, 0, MAX_LAST)
         now = _now_ms()
-        return self.json(t.summary(family, last, _until(request, now), now))
+        return self.json(t.summary(figures(), family, last, _until(request, now), now))
 
 
 @app.page("/analytics/top-skus")
 class TopSkusView(View):
     @handles_errors
-    @owner_route(t.analytics, exact=t.ROUTE_KEY)
+    @owner_route(routed, exact=HOME)
     async def get(self, request: Request) -> Response:
         """Top SKUs by quantity and by revenue over the hopping window ending soonest."""
         family = request.query.get("window", t.config.hop_label)
         if family != t.config.hop_label:
             raise _invalid("window", f"{t.config.hop_label} (the hopping window)")
         limit = _int_param(request, "limit", 10, 1, MAX_LIMIT)
-        return self.json(t.top(limit, _until(request, _now_ms())))
+        return self.json(t.top(figures(), limit, _until(request, _now_ms())))
 
 
 # --- pipeline health ---------------------------------------------------------------------
 
 
 class LagProbe:
-    """The consumer group's lag per topic (end offset - committed), measured from Kafka."""
+    """The lag per topic (end offset - committed), measured from Kafka."""
 
     TTL = 2.0
 
@@ -148,12 +161,19 @@ class LagProbe:
         if self.consumer is None:
             self.consumer = AIOKafkaConsumer(**client_options(), enable_auto_commit=False)
             await self.consumer.start()
-        committed = await self.admin.list_consumer_group_offsets(app.conf.id)
-        partitions = [tp for tp in committed if tp.topic.startswith(settings.topic_prefix)]
+        # the agents' group and the batched folds' progress: a partition read by both
+        # is as far behind as the slower of them
+        committed: dict[Any, int] = {}
+        for group in (app.conf.id, f"{app.conf.id}-folds"):
+            offsets = await self.admin.list_consumer_group_offsets(group)
+            for tp, meta in offsets.items():
+                if tp.topic.startswith(settings.topic_prefix):
+                    committed[tp] = min(committed.get(tp, meta.offset), meta.offset)
+        partitions = list(committed)
         ends = await self.consumer.end_offsets(partitions) if partitions else {}
         by_topic: dict[str, int] = {}
         for tp in partitions:
-            behind = max(0, ends.get(tp, 0) - committed[tp].offset)
+            behind = max(0, ends.get(tp, 0) - committed[tp])
             name = tp.topic[len(settings.topic_prefix) :]
             by_topic[name] = by_topic.get(name, 0) + behind
         return {"total": sum(by_topic.values()), "by_topic": dict(sorted(by_topic.items()))}
@@ -172,18 +192,41 @@ class LagProbe:
 lag_probe = LagProbe()
 
 
+class FactsRate:
+    """Facts folded per second: the fold's processed counter over the last few seconds
+    of reads (the dashboard reads every second)."""
+
+    SPAN = 5.0
+
+    def __init__(self) -> None:
+        self.samples: deque[tuple[float, int]] = deque()
+
+    def update(self, processed: int, now: float) -> float:
+        if self.samples and processed < self.samples[-1][1]:  # a rebuild, another owner
+            self.samples.clear()
+        self.samples.append((now, processed))
+        while len(self.samples) > 2 and now - self.samples[0][0] > self.SPAN:
+            self.samples.popleft()
+        since, before = self.samples[0]
+        return round((processed - before) / (now - since), 2) if now > since else 0.0
+
+
+facts_rate = FactsRate()
+
+
 async def local_snapshot() -> dict[str, Any]:
     """What the dashboard shows; only meaningful on the owner of the analytics partition."""
     now = _now_ms()
     live, main = label(t.config.live_window), label(t.config.window)
-    info = t.meta()
+    store = figures()
+    info = t.meta(store)
     return {
         "server_time_ms": now,
-        "live": t.summary(live, LIVE_WINDOWS - 1, now, now),
-        "main": t.summary(main, MAIN_WINDOWS - 1, now, now),
-        "top": t.top(10, now),
+        "live": t.summary(store, live, LIVE_WINDOWS - 1, now, now),
+        "main": t.summary(store, main, MAIN_WINDOWS - 1, now, now),
+        "top": t.top(store, 10, now),
         "health": {
-            "facts_per_second": folded_per_second(),
+            "facts_per_second": facts_rate.update(info["processed"], time.monotonic()),
             "facts_processed": info["processed"],
             "duplicates_ignored": info["duplicates"],
             "late": info["late"],
@@ -198,7 +241,7 @@ async def local_snapshot() -> dict[str, Any]:
 @app.page("/analytics/live")
 class LiveView(View):
     @handles_errors
-    @owner_route(t.analytics, exact=t.ROUTE_KEY)
+    @owner_route(routed, exact=HOME)
     async def get(self, request: Request) -> Response:
         return self.json(await local_snapshot())
 
@@ -217,7 +260,7 @@ async def snapshot_anywhere() -> dict[str, Any]:
     if getattr(app, "in_recovery", False) or not app.producer.started:
         raise Unavailable("this worker is recovering its tables")
     try:
-        owner = app.router.key_store(t.analytics.name, t.ROUTE_KEY.encode())
+        owner = app.router.key_store(routed.name, HOME.encode())
     except KeyError:
         raise Unavailable("the owner of the analytics is not known yet") from None
     if _same_node(owner):

@@ -8,20 +8,28 @@ from typing import Any
 
 from faust.web import Request, Response, View
 
-from agents.dead_letters import dead_letters, request_redrive
+from agents.folds import key_in_partition
+from agents.redrives import dead_letter_book, request_redrive
 from app.main import app
-from tables.ranges import rows_with_prefix
-from web.http import HttpError, handles_errors, owner_route, require_token
+from tables.dead_letters import letter, letters
+from tables.orders import order_side
+from tables.partition_store import PartitionStore
+from web.http import HttpError, handles_errors, owner_route, require_token, store_of
 
-ROUTE_KEY = "dead-letters"
-"""Any key routes to the single partition's owner."""
+HOME = key_in_partition(0)
+"""Routes a request to the worker that folds the dead letters (partition 0 of the orders)."""
+routed = order_side.state
+
+
+def book() -> PartitionStore:
+    return store_of(dead_letter_book, HOME)
 
 
 def _page(
     topic: str | None, error: str | None, after: str | None, limit: int
 ) -> list[dict[str, Any]]:
     page = []
-    for _, row in rows_with_prefix(dead_letters, "", after=after):
+    for row in letters(book(), after=after):
         if topic and row["source_topic"] != topic:
             continue
         if error and error.lower() not in (row["error_type"] + " " + row["error"]).lower():
@@ -35,7 +43,7 @@ def _page(
 @app.page("/ops/dead-letters")
 class DeadLettersView(View):
     @handles_errors
-    @owner_route(dead_letters, exact=ROUTE_KEY)
+    @owner_route(routed, exact=HOME)
     async def get(self, request: Request) -> Response:
         """?topic=<source topic>&error=<substring>&limit=&after=<id>"""
         raw_limit = request.query.get("limit", "100")
@@ -60,11 +68,11 @@ class DeadLettersView(View):
 @app.page("/ops/dead-letters/{letter_id}/retry")
 class RedriveView(View):
     @handles_errors
-    @owner_route(dead_letters, exact=ROUTE_KEY)
+    @owner_route(routed, exact=HOME)
     async def post(self, request: Request, letter_id: str) -> Response:
         """Send the dead letter's original bytes back to its source topic, once."""
         require_token(request)
-        row = dead_letters.get(letter_id)
+        row = letter(book(), letter_id)
         if row is None:
             raise HttpError(404, "not_found", f"no dead letter {letter_id}")
         if row["status"] != "dead":
@@ -74,7 +82,7 @@ class RedriveView(View):
         await request_redrive(letter_id)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            row = dead_letters.get(letter_id)
+            row = letter(book(), letter_id)
             if row is not None and row["status"] == "redriven":
                 return self.json(row)
             await asyncio.sleep(0.05)

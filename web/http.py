@@ -24,6 +24,7 @@ from agents.folds import FoldRunner, NotHere
 from app.command_bus import CommandTimeout, Overloaded, command_bus
 from app.main import app
 from app.metrics import COMMAND_RESULTS
+from app.producer import fetch_metadata
 from app.settings import settings
 from models.envelope import CommandEnvelope, CommandResult
 from models.ids import ID_PATTERN
@@ -238,8 +239,7 @@ def owner_route(
                     return await routed(view, request, *args, **kwargs)
                 except TypeError:
                     # the producer has no metadata for the changelog yet: fetch, retry once
-                    producer = app.producer._ensure_producer()  # type: ignore[attr-defined]
-                    await producer.partitions_for(table.changelog_topic.get_topic_name())
+                    await fetch_metadata(app.producer, table.changelog_topic.get_topic_name())
                     return await routed(view, request, *args, **kwargs)
             except (TimeoutError, KeyError, ConnectionError, ClientError) as error:
                 raise not_ready(f"the owner of this key is not reachable yet ({error!r})") from None

@@ -1,13 +1,17 @@
-"""The order read models never lose their place: SIGKILL the order fold mid-feed.
+"""The order and analytics read models never lose their place: SIGKILL the folds mid-feed.
 
 The order fold sends each change to the per-customer and per-status views
-(compacted feeds) before it stores its offset. Orders flow through the saga
-while a fault point kills the worker with feed messages handed to the producer
-but not acknowledged (`fold-unacked`), or acknowledged with the rows not yet
-written (`fold-sent`). After a restart on its own data dir, then on an empty
-one (orders by id refold from orders.events, the views from their feeds), every
-order is final and both views agree with the orders, each order listed once,
-in its own status only. A soak test: `make soak-read` (SOAK_RUNS times).
+(compacted feeds), and the facts fold sends each batch's facts to the analytics
+windows, before it stores its offset. Orders flow through the saga while a
+fault point kills the worker with messages handed to the producer but not
+acknowledged (`fold-unacked`), acknowledged with the rows not yet written
+(`fold-sent`), or just after a batch's rows and offsets were written
+(`fold-written`). After a restart on its own data dir, then on an empty one
+(orders by id refold from orders.events, the views from their feeds, the
+windows from analytics.facts), every order is final, both views agree with the
+orders, each order listed once, in its own status only, and every analytics
+window equals a brute-force count of orders.events and payments.events read
+straight from Kafka. A soak test: `make soak-read` (SOAK_RUNS times).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.integration.test_analytics import settled
 from tests.integration.test_fold_crash import killed
 from tests.integration.test_order_saga import (
     customer,
@@ -59,17 +64,23 @@ def views_agree(api: httpx.Client, finals: dict[str, dict[str, Any]]) -> None:
 
 @pytest.mark.skipif(not SOAK, reason="a soak test: make soak-read")
 @pytest.mark.parametrize("run", range(RUNS))
-@pytest.mark.parametrize("point", ["fold-unacked", "fold-sent"])
+@pytest.mark.parametrize("point", ["fold-unacked", "fold-sent", "fold-written"])
 def test_a_kill_mid_feed_leaves_both_order_views_equal_to_the_orders(
     point: str, run: int, kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    system = System(tmp_path_factory.mktemp("views"), SHOP_FAULT=f"{point}:kill@4")
+    system = System(
+        tmp_path_factory.mktemp("views"),
+        ANALYTICS_GRACE_SECONDS="900",  # restarts take a while: no fact may count as late
+    )
     try:
         worker = system.worker().wait_ready(timeout=240)
         api = httpx.Client(base_url=worker.url, timeout=30.0)
         for name in BUYERS:
             customer(api, name, "1000.00")
         stock(api, "VIEW-SKU", 1000)
+        worker.stop()  # the fault is armed for the orders only
+        system.env["SHOP_FAULT"] = f"{point}:kill@4"
+        worker.start().wait_ready(timeout=240)
         bodies: list[dict[str, Any]] = [
             {
                 "order_id": f"view-{n}",
@@ -97,11 +108,14 @@ def test_a_kill_mid_feed_leaves_both_order_views_equal_to_the_orders(
         finals = {str(b["order_id"]): final_order(api, str(b["order_id"])) for b in bodies}
         assert {f["status"] for f in finals.values()} == {"shipped"}
         views_agree(api, finals)
+        assert settled(system, api, "1m", 60) is True
 
         worker.kill()
         shutil.rmtree(worker.datadir)  # everything from the log and the compacted feeds
         worker.start().wait_ready(timeout=240)
         assert {o: final_order(api, o) for o in finals} == finals
         views_agree(api, finals)
+        assert settled(system, api, "1m", 60) is True
+        assert settled(system, api, "10s", 10) is True
     finally:
         system.stop()

@@ -29,7 +29,6 @@ from domain.analytics import (
     window_start,
 )
 from models.envelope import EventEnvelope
-from tests.unit.changelog import ChangelogDict
 
 CONFIG = Config()
 T0 = 1_700_000_000_000 - 1_700_000_000_000 % 300_000  # a 5-minute boundary
@@ -195,21 +194,6 @@ def test_redelivery_counts_once() -> None:
     assert again == ["duplicate"] * 50
     assert state.meta()["duplicates"] == 50
     assert normalized(*windows_of(store, CONFIG)) == normalized(*brute_force(facts, CONFIG))
-
-
-def test_a_repeated_fact_writes_its_rows_again_unchanged() -> None:
-    store = ChangelogDict()
-    state = Analytics(store, CONFIG)
-    [first] = [f for f in mixed(50, random.Random(4), 60_000) if f.get("lines")][:1]
-    state.apply(first, T0)
-    before = {k: v for k, v in store.items() if k != Analytics.META}
-    touched = set(store.writes) - {Analytics.META}
-    store.writes.clear()
-
-    assert state.apply(first, T0) == "duplicate"
-
-    assert touched <= set(store.writes)  # the seen ids, each window, each SKU window
-    assert {k: v for k, v in store.items() if k != Analytics.META} == before
 
 
 def test_late_beyond_grace_is_counted_not_folded() -> None:

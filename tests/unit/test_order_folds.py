@@ -16,7 +16,7 @@ from models.envelope import CommandEnvelope, EventEnvelope
 from tables.orders import Timeline, customer_view, orders_read_model, status_view
 from tables.read_models import Folded, Output
 from tables.state_fold import state_key
-from tests.unit.records import Record
+from tests.unit.records import Record, Rows
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -55,17 +55,9 @@ def rows_of(folded: Folded) -> dict[bytes, Any]:
     return {k: None if v is None else json.loads(v) for k, v in folded.rows.items()}
 
 
-def apply(store: dict[bytes, bytes], folded: Folded) -> None:
-    for key, value in folded.rows.items():
-        if value is None:
-            store.pop(key, None)
-        else:
-            store[key] = value
-
-
 def test_each_order_change_feeds_the_customer_and_status_views() -> None:
     placed, paid = order_events()
-    folded = orders_read_model.fold(records(placed, paid), lambda key: None)
+    folded = orders_read_model.fold(records(placed, paid), Rows())
 
     assert rows_of(folded)[state_key("o-1")]["status"] == "paid"
     sent = [(o.topic, o.key, o.partition_by, o.value is not None) for o in folded.outputs]
@@ -80,32 +72,32 @@ def test_each_order_change_feeds_the_customer_and_status_views() -> None:
 
 def test_a_repeated_order_event_changes_nothing_and_sends_nothing() -> None:
     placed, paid = order_events()
-    store: dict[bytes, bytes] = {}
-    apply(store, orders_read_model.fold(records(placed, paid), store.get))
+    store = Rows()
+    store.apply(orders_read_model.fold(records(placed, paid), store))
 
-    again = orders_read_model.fold(records(paid), store.get)
+    again = orders_read_model.fold(records(paid), store)
 
     assert again.rows == {} and again.outputs == [] and again.failures == []
 
 
 def test_the_views_come_out_the_same_when_a_batch_of_feeds_is_sent_twice() -> None:
     placed, paid = order_events()
-    outputs = orders_read_model.fold(records(placed, paid), lambda key: None).outputs
+    outputs = orders_read_model.fold(records(placed, paid), Rows()).outputs
     for index, topic in (
         (customer_view, "orders.by-customer"),
         (status_view, "orders.by-status"),
     ):
-        once: dict[bytes, bytes] = {}
-        apply(once, index.fold(feed_records(outputs, topic), once.get))
-        twice: dict[bytes, bytes] = {}
+        once = Rows()
+        once.apply(index.fold(feed_records(outputs, topic), once))
+        twice = Rows()
         for _ in range(2):  # the whole batch folded and sent again after a crash
-            apply(twice, index.fold(feed_records(outputs, topic), twice.get))
+            twice.apply(index.fold(feed_records(outputs, topic), twice))
         assert once == twice, topic
-    view: dict[bytes, bytes] = {}
-    apply(view, status_view.fold(feed_records(outputs, "orders.by-status"), view.get))
+    view = Rows()
+    view.apply(status_view.fold(feed_records(outputs, "orders.by-status"), view))
     assert list(view) == [b"paid/o-1"]
-    customer: dict[bytes, bytes] = {}
-    apply(customer, customer_view.fold(feed_records(outputs, "orders.by-customer"), customer.get))
+    customer = Rows()
+    customer.apply(customer_view.fold(feed_records(outputs, "orders.by-customer"), customer))
     assert json.loads(customer[b"c-1/o-1"])["status"] == "paid"
 
 
@@ -116,14 +108,14 @@ def test_an_older_feed_message_never_replaces_a_newer_row() -> None:
         Record(0, json.dumps(newer).encode(), b"c/o-1", "orders.by-customer"),
         Record(1, json.dumps(older).encode(), b"c/o-1", "orders.by-customer"),
     ]
-    folded = customer_view.fold(batch, lambda key: None)
+    folded = customer_view.fold(batch, Rows())
     assert rows_of(folded) == {b"c/o-1": newer}
 
 
 def test_the_timeline_has_one_row_per_event_across_the_saga_topics() -> None:
     placed, paid = order_events()
     batch = records(placed, paid) + records(placed)  # a repeat: the same key
-    folded = Timeline().fold(batch, lambda key: None)
+    folded = Timeline().fold(batch, Rows())
 
     steps = [json.loads(v) for _, v in sorted(folded.rows.items()) if v is not None]
     assert [s["event_type"] for s in steps] == ["OrderPlaced", "OrderPaid"]
@@ -138,6 +130,6 @@ def test_a_feed_message_that_is_not_json_is_a_failure_and_the_rest_goes_on() -> 
         Record(1, json.dumps(good).encode(), b"c/o-2", "orders.by-customer"),
         Record(2, json.dumps(good).encode(), None, "orders.by-customer"),  # no key
     ]
-    folded = customer_view.fold(batch, lambda key: None)
+    folded = customer_view.fold(batch, Rows())
     assert [r.offset for r, _ in folded.failures] == [0, 2]
     assert rows_of(folded) == {b"c/o-2": good}

@@ -20,7 +20,7 @@ from tables.accounts import accounts_read_model
 from tables.partition_store import PartitionStore
 from tables.read_models import Folded, GapInLog
 from tables.state_fold import history_key, read_history, state_key, state_row
-from tests.unit.records import Record
+from tests.unit.records import Record, Rows
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 TOPIC = "accounts.events"
@@ -69,7 +69,7 @@ def store(tmp_path: Path) -> Iterator[PartitionStore]:
 def test_a_batch_writes_each_account_once_and_each_event_by_version() -> None:
     ann = events_of("ann", "10.00", "5.50")
     bob = events_of("bob")
-    folded = accounts_read_model.fold(records(ann[0], bob[0], ann[1], ann[2]), lambda key: None)
+    folded = accounts_read_model.fold(records(ann[0], bob[0], ann[1], ann[2]), Rows())
 
     assert folded.failures == []
     state = row(folded, state_key("ann"))
@@ -84,8 +84,8 @@ def test_a_batch_goes_on_from_the_stored_state(store: PartitionStore) -> None:
     ann = events_of("ann", "10.00", "5.50")
     fold = accounts_read_model
     first = records(*ann)
-    store.write(fold.fold(first[:2], store.get).rows, {TOPIC: 2})
-    store.write(fold.fold(first[2:], store.get).rows, {TOPIC: 3})
+    store.write(fold.fold(first[:2], store).rows, {TOPIC: 2})
+    store.write(fold.fold(first[2:], store).rows, {TOPIC: 3})
 
     assert state_row(store, "ann") == {
         **json.loads(ACCOUNTS.replay("ann", ann).model_dump_json()),
@@ -97,9 +97,9 @@ def test_a_batch_goes_on_from_the_stored_state(store: PartitionStore) -> None:
 def test_a_repeated_event_changes_nothing(store: PartitionStore) -> None:
     ann = events_of("ann", "10.00")
     fold = accounts_read_model
-    store.write(fold.fold(records(*ann), store.get).rows, {TOPIC: 2})
+    store.write(fold.fold(records(*ann), store).rows, {TOPIC: 2})
 
-    again = fold.fold(records(ann[1], first=2), store.get)
+    again = fold.fold(records(ann[1], first=2), store)
 
     assert again.rows == {} and again.failures == []
 
@@ -107,7 +107,7 @@ def test_a_repeated_event_changes_nothing(store: PartitionStore) -> None:
 def test_an_event_past_the_next_version_is_a_gap_in_the_log_and_the_rest_goes_on() -> None:
     ann = events_of("ann", "10.00", "20.00")
     bob = events_of("bob")
-    folded = accounts_read_model.fold(records(ann[0], ann[2], bob[0]), lambda key: None)
+    folded = accounts_read_model.fold(records(ann[0], ann[2], bob[0]), Rows())
 
     [(record, error)] = folded.failures
     assert record.offset == 1 and isinstance(error, GapInLog)
@@ -120,7 +120,7 @@ def test_an_event_past_the_next_version_is_a_gap_in_the_log_and_the_rest_goes_on
 def test_an_undecodable_record_is_a_failure_and_the_batch_goes_on() -> None:
     ann = events_of("ann")
     batch = [Record(0, b"\x00not json"), Record(1, None), *records(ann[0], first=2)]
-    folded = accounts_read_model.fold(batch, lambda key: None)
+    folded = accounts_read_model.fold(batch, Rows())
 
     assert [r.offset for r, _ in folded.failures] == [0, 1]
     assert all(type(e).__name__ == "ValidationError" for _, e in folded.failures)
