@@ -1,24 +1,22 @@
 """The dead letters by id, with their status: a fold of the dead-letter topic.
 
-The topic carries two kinds of message: a dead letter (kept once, under its
-id) and a request to re-drive one. A request for a letter still "dead" sends
-its original key and bytes back to its source topic (an output: acked before
-the fold's offset passes the request) and marks it "redriven" at the
-request's own timestamp, so folding the topic again gives the same rows. A
-batch folded again after a crash may send a re-drive twice; every handler is
-idempotent, so the second changes nothing.
+The topic carries two kinds of record: a dead letter (kept once, under its id)
+and a `Redrive` record, appended by the re-drive endpoint once it has sent the
+letter's bytes back to their source topic (agents/redrives.py). The fold marks
+the letter "redriven" at that record's own timestamp. The fold sends nothing:
+the side effect happened once, before its record, so a store refolded from
+offset 0 (an empty data dir, `shop rebuild`) never sends a letter again.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from models.dead_letters import DeadLetter, Redrive
-from tables.read_models import Folded, LogRecord, Output, Stored
+from tables.read_models import Folded, LogRecord, Stored
 
 
 class DeadLetterBook:
@@ -31,7 +29,7 @@ class DeadLetterBook:
             try:
                 raw = record.value or b""
                 if b'"redrive"' in raw[:20]:
-                    _redrive(folded, stored, Redrive.model_validate_json(raw).redrive, record)
+                    _redriven(folded, stored, Redrive.model_validate_json(raw).redrive, record)
                 else:
                     letter = DeadLetter.model_validate_json(raw)
                     if folded.current(letter.id.encode(), stored) is None:
@@ -41,21 +39,15 @@ class DeadLetterBook:
         return folded
 
 
-def _redrive(folded: Folded, stored: Stored, letter_id: str, request: LogRecord) -> None:
+def _redriven(folded: Folded, stored: Stored, letter_id: str, record: LogRecord) -> None:
     raw = folded.current(letter_id.encode(), stored)
     if raw is None:
         return
     letter = DeadLetter.model_validate_json(raw)
-    if letter.status != "dead":
-        return
-    folded.outputs.append(Output(letter.source_topic, _bytes(letter.key), _bytes(letter.value)))
-    at = datetime.fromtimestamp(request.timestamp / 1000, UTC)
-    redriven = letter.model_copy(update={"status": "redriven", "redriven_at": at})
-    folded.rows[letter_id.encode()] = redriven.model_dump_json().encode()
-
-
-def _bytes(b64: str | None) -> bytes | None:
-    return None if b64 is None else base64.b64decode(b64)
+    if letter.status == "dead":
+        at = datetime.fromtimestamp(record.timestamp / 1000, UTC)
+        redriven = letter.model_copy(update={"status": "redriven", "redriven_at": at})
+        folded.rows[letter_id.encode()] = redriven.model_dump_json().encode()
 
 
 def letter(store: Stored, letter_id: str) -> dict[str, Any] | None:

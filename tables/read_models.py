@@ -52,7 +52,7 @@ class Output:
 
     topic: str
     """The topic's full name (settings.topic of its logical name)."""
-    key: bytes | None
+    key: bytes
     value: bytes | None
     """None: a tombstone (the key's row is gone)."""
     partition_by: bytes | None = None

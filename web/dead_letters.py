@@ -9,8 +9,9 @@ from typing import Any
 from faust.web import Request, Response, View
 
 from agents.folds import key_in_partition
-from agents.redrives import dead_letter_book, request_redrive
+from agents.redrives import dead_letter_book, redrive
 from app.main import app
+from models.dead_letters import DeadLetter
 from tables.dead_letters import letter, letters
 from tables.orders import order_side
 from tables.partition_store import PartitionStore
@@ -19,6 +20,7 @@ from web.http import HttpError, handles_errors, owner_route, require_token, stor
 HOME = key_in_partition(0)
 """Routes a request to the worker that folds the dead letters (partition 0 of the orders)."""
 routed = order_side.state
+_redriving: set[str] = set()
 
 
 def book() -> PartitionStore:
@@ -75,15 +77,19 @@ class RedriveView(View):
         row = letter(book(), letter_id)
         if row is None:
             raise HttpError(404, "not_found", f"no dead letter {letter_id}")
-        if row["status"] != "dead":
+        if row["status"] != "dead" or letter_id in _redriving:
             raise HttpError(
                 409, "already_redriven", f"{letter_id} was re-driven already", dead_letter=row
             )
-        await request_redrive(letter_id)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            row = letter(book(), letter_id)
-            if row is not None and row["status"] == "redriven":
-                return self.json(row)
-            await asyncio.sleep(0.05)
-        raise HttpError(504, "redrive_pending", "the re-drive was requested but not yet done")
+        _redriving.add(letter_id)  # every request for it is served here: one send at a time
+        try:
+            await redrive(DeadLetter.model_validate(row))
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                row = letter(book(), letter_id)
+                if row is not None and row["status"] == "redriven":
+                    return self.json(row)
+                await asyncio.sleep(0.05)
+        finally:
+            _redriving.discard(letter_id)
+        raise HttpError(504, "redrive_pending", "re-driven; its record is not folded yet")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -226,3 +227,27 @@ def test_dead_letters_from_the_command_line(flaky: System, node: Worker, api: ht
     again = shop(node, "dead-letters", "retry", first, "nope:0:0")
     assert again.returncode == 1
     assert "409 already_redriven" in again.stderr and "404 not_found" in again.stderr
+
+
+def test_an_empty_data_dir_refolds_the_dead_letters_and_redrives_nothing_again(
+    flaky: System, node: Worker, api: httpx.Client
+) -> None:
+    """The dead letters are a fold of their topic: from an empty disk the same letters
+    come back with the same statuses, and no re-drive is sent a second time."""
+
+    def redriven_copies() -> int:
+        kinds = (json.loads(raw)["event_type"] for raw in flaky.read_topic("orders.events"))
+        return sum(kind in ("OrderTeleported", "OrderVanished") for kind in kinds)
+
+    def statuses() -> set[tuple[str, str]]:
+        return {(x["id"], x["status"]) for x in dead_letters(api, limit="1000")}
+
+    before, copies = statuses(), redriven_copies()
+    assert ("redriven" in {status for _, status in before}) and copies >= 3
+    node.kill()
+    shutil.rmtree(node.datadir)
+    node.start().wait_ready(timeout=240)
+    eventually(lambda: api.get("/ops/dead-letters").status_code == 200 and statuses() >= before)
+    time.sleep(3)  # a re-drive sent again would be on the topic by now
+    assert statuses() == before
+    assert redriven_copies() == copies
