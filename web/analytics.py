@@ -264,7 +264,10 @@ async def snapshot_anywhere() -> dict[str, Any]:
     except KeyError:
         raise Unavailable("the owner of the analytics is not known yet") from None
     if _same_node(owner):
-        return await local_snapshot()
+        try:
+            return await local_snapshot()
+        except HttpError as error:  # the store is not open here yet (a rebalance)
+            raise Unavailable(error.reason) from None
     try:
         async with app.http_client.get(
             owner.with_path("/analytics/live"), timeout=ClientTimeout(total=3.0)
