@@ -8,8 +8,9 @@ its messages for other views sent and its bad records dead-lettered (both acked
 first), then its rows and each topic's next offset written in one RocksDB
 WriteBatch (tables/partition_store.py). After any crash the fold resumes from
 the stored offsets; an empty store folds from offset 0 (the event topics are
-the changelog). Commits to the consumer group `<app id>-folds` only report
-progress (lag tools, the bench); they are never read.
+the changelog). Commits to the consumer group `<app id>-folds` report progress
+(lag tools, the bench); only a fold that keeps no rows reads them back (its
+outputs are its effect: see `_catch_up_with_progress`).
 """
 
 from __future__ import annotations
@@ -73,15 +74,25 @@ class FoldRunner(faust.Service):
     """Runs one BatchFold over the partitions this worker owns.
 
     `single`: the fold's topics have one partition, folded where partition 0 of
-    `follows` is (a figure over everything: analytics windows, dead letters)."""
+    `follows` is (a figure over everything: analytics windows, dead letters).
+    `outputs_only`: the fold keeps no rows, its outputs are its effect (the
+    analytics facts): its place is also its progress commit (see
+    `_catch_up_with_progress`)."""
 
     def __init__(
-        self, fold: BatchFold, follows: TopicT, *, single: bool = False, **kwargs: Any
+        self,
+        fold: BatchFold,
+        follows: TopicT,
+        *,
+        single: bool = False,
+        outputs_only: bool = False,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.fold = fold
         self.follows = follows.get_topic_name()
         self.single = single
+        self.outputs_only = outputs_only
         self.topics = [settings.topic(name) for name in fold.events]
         self._outputs: dict[str, TopicT] = {}
         self.stores: dict[int, PartitionStore] = {}
@@ -126,8 +137,12 @@ class FoldRunner(faust.Service):
     # --- lifecycle ---------------------------------------------------------------
 
     async def on_start(self) -> None:
-        self._consumer = await _started_consumer(group_id=f"{app.conf.id}-folds")
-        async with self._lock:
+        consumer = await _started_consumer(group_id=f"{app.conf.id}-folds")
+        async with self._lock:  # partitions may have been assigned already
+            if self.outputs_only:
+                for partition, store in self.stores.items():
+                    await self._catch_up_with_progress(consumer, store, partition)
+            self._consumer = consumer
             self._assign()
 
     async def on_stop(self) -> None:
@@ -165,10 +180,37 @@ class FoldRunner(faust.Service):
             for partition in set(self.stores) - mine:
                 self.stores.pop(partition).close()
             for partition in mine - set(self.stores):
-                self.stores[partition] = PartitionStore(self.store_path(partition))
+                self.stores[partition] = store = PartitionStore(self.store_path(partition))
+                if self.outputs_only and self._consumer is not None:
+                    await self._catch_up_with_progress(self._consumer, store, partition)
             self.folding = mine
             self._assign()
         log.info("%s: folding partitions %s", self.fold.name, sorted(mine))
+
+    async def _catch_up_with_progress(
+        self, consumer: AIOKafkaConsumer, store: PartitionStore, partition: int
+    ) -> None:
+        """An outputs-only fold resumes from its progress commit when that is ahead of its
+        store (the disk was lost, or another worker folded the partition since). Progress
+        reports stored offsets, and an offset is stored only once its outputs were acked:
+        everything below the commit was sent, so nothing is lost and nothing old is sent
+        again (the receiving fold recognises the little that is)."""
+        ahead: dict[str, int] = {}
+        for topic in self.topics:
+            try:
+                committed = await consumer.committed(TopicPartition(topic, partition))
+            except KafkaError as error:  # then from the store's own offset: sent again
+                log.warning(
+                    "%s: no progress commit for %s[%d]: %r", self.fold.name, topic, partition, error
+                )
+                continue
+            if committed is not None and committed > store.offset(topic):
+                ahead[topic] = committed
+        if ahead:
+            store.write({}, ahead)
+            log.info(
+                "%s: partition %d resumes from its progress %s", self.fold.name, partition, ahead
+            )
 
     def _assign(self) -> None:
         """Read exactly the partitions folded here, each from its stored offset."""

@@ -8,6 +8,8 @@ partitions and both workers' agents; the figures are read from either worker.
 from __future__ import annotations
 
 import asyncio
+import shutil
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -140,3 +142,37 @@ def test_endpoints_refuse_bad_parameters(workers: list[Worker]) -> None:
     assert api.get("/analytics/top-skus", params={"limit": "0"}).status_code == 422
     assert api.get("/static/../../etc/passwd").status_code == 404
     assert api.get("/static/vendor/uPlot.iife.min.js").status_code == 200
+
+
+def test_workers_that_lose_their_disks_send_no_old_facts_again(
+    system: System, workers: list[Worker], loaded: Any
+) -> None:
+    """The facts fold keeps no rows: a worker that lost its disk (or takes over a
+    partition another worker folded) resumes from its progress commit, not from 0,
+    so the windows' counters come back exactly as they were."""
+    api = httpx.Client(base_url=workers[0].url, timeout=30)
+    assert settled(system, api, "1m", 60) is True
+    time.sleep(3)  # progress is committed every second
+    counters = ("facts_processed", "duplicates_ignored", "late", "late_events")
+    health = api.get("/analytics/live").json()["health"]
+    before = [health[c] for c in counters]
+    messages = len(system.read_topic("analytics.facts", partitions=1))
+    for worker in workers:
+        worker.kill()
+        shutil.rmtree(worker.datadir)
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.wait_ready(timeout=240)
+
+    def refolded() -> Any:
+        response = api.get("/analytics/live")
+        if response.status_code != 200:
+            return response.status_code
+        health = response.json()["health"]
+        return [health[c] for c in counters] == before or [health[c] for c in counters]
+
+    eventually(refolded, timeout=120)
+    time.sleep(3)
+    assert len(system.read_topic("analytics.facts", partitions=1)) == messages
+    assert settled(system, api, "1m", 60) is True
