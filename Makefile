@@ -1,5 +1,5 @@
 # The two commands of the README, and a few conveniences.
-.PHONY: start test lint bench bench-peers soak-read startup-loop crash-loop broker-start broker-stop clean
+.PHONY: start test lint bench bench-peers soak-read startup-loop crash-loop kill-matrix broker-start broker-stop clean
 
 start:  ## broker + two workers + sample traffic; Ctrl-C stops it all
 	@scripts/start.sh
@@ -15,6 +15,7 @@ bench:  ## the benchmarks (figures, not asserts)
 	@scripts/bootstrap.sh
 	@scripts/kafka.sh ensure
 	.venv/bin/python -m bench.accounts
+	.venv/bin/python -m bench.commands
 	.venv/bin/python -m bench.saga
 
 bench-peers:  ## the project's fold vs raw aiokafka vs Quix Streams, one topic (own venv: .venv-bench)
@@ -32,6 +33,11 @@ crash-loop:  ## SIGKILL twice (the second restart on an empty data dir), CRASH_R
 	@scripts/bootstrap.sh
 	@scripts/kafka.sh ensure
 	CRASH_RUNS=$${CRASH_RUNS:-10} .venv/bin/pytest -q tests/integration/test_crash.py
+
+kill-matrix:  ## SIGKILL a worker at each write-path point (own, then empty data dir), KILL_RUNS times (default 20)
+	@scripts/bootstrap.sh
+	@scripts/kafka.sh ensure
+	KILL_RUNS=$${KILL_RUNS:-20} .venv/bin/pytest -q tests/integration/test_kill_matrix.py
 
 soak-read:  ## SIGKILL the folds at each fault point (own, then empty data dir), SOAK_RUNS times (default 10)
 	@scripts/bootstrap.sh

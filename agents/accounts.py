@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from agents.command_side import CommandSide
 from agents.commands import CommandHandler
 from agents.dead_letters import guarded
 from agents.folds import FoldRunner
@@ -13,9 +14,12 @@ from app.topics import account_commands, account_events, inputs
 from domain.accounts import ACCOUNTS
 from tables import accounts as t
 
+account_side = CommandSide(ACCOUNTS, follows=account_commands, events=account_events)
+app.service(account_side)  # type: ignore[arg-type]
+
 account_service = Service(
     name="accounts",
-    handler=CommandHandler(ACCOUNTS, *t.account_side, events=account_events),
+    handler=CommandHandler(account_side),
     commands=account_commands,
 )
 

@@ -5,9 +5,6 @@ on whose fault it is:
 
 - messages faust skipped before this one (agents/skipped_offsets.py) are read
   back from Kafka and handled first;
-- a read model's gap (`Gap`: the event is past its row's next version): the
-  missing versions are read from the log and folded first (agents/gap_repair.py),
-  never folded past;
 - the message's: it cannot be decoded or validated (`PERMANENT`), or the
   handler still fails after `HANDLER_MAX_ATTEMPTS` with an error that is not a
   system error. It goes to the dead-letter topic with its original key and
@@ -36,16 +33,15 @@ from faust.exceptions import PartitionsMismatch, ProducerSendError
 from faust.types import EventT
 from pydantic import ValidationError
 
-from agents.gap_repair import GapInLog, events_between
 from agents.skipped_offsets import skipped_before
 from app.main import app
-from app.metrics import DEAD_LETTERS, GAPS_FILLED
+from app.metrics import DEAD_LETTERS
 from app.stalls import stalls
 from app.topics import dead_letter_topic
 from models.dead_letters import DeadLetter
 from models.envelope import utc_now
 from models.upcasting import UnknownSchemaVersion
-from tables.read_models import Gap, Record
+from tables.read_models import GapInLog, Record
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +80,6 @@ async def guarded(agent: str, event: EventT, handle: Handler) -> None:
     message = event.message
     fail_first = _injected(agent)
     attempt = 0
-    gap: Gap | None = None
-    backlog: list[bytes] = []
     skipped_checked = False
     while True:
         try:
@@ -94,16 +88,6 @@ async def guarded(agent: str, event: EventT, handle: Handler) -> None:
                 skipped_checked = True
                 for lost in skipped:  # each with the whole treatment, as its own message
                     await guarded(agent, cast(EventT, lost), handle)
-            if gap is not None:  # fold the versions the read model lacks first
-                backlog = await events_between(
-                    message.topic, message.partition, message.offset, gap
-                )
-                log.warning("%s: %s; folding %d from the log first", agent, gap, len(backlog))
-                GAPS_FILLED.labels(agent=agent).inc()
-                gap = None
-            while backlog:
-                await handle(message.topic, backlog[0])
-                backlog.pop(0)
             if attempt < fail_first:
                 raise InjectedFailure(f"injected failure {attempt + 1} of {fail_first}")
             await handle(message.topic, event.value)
@@ -112,12 +96,6 @@ async def guarded(agent: str, event: EventT, handle: Handler) -> None:
         except PERMANENT as error:
             await _bury(agent, event, error, attempt + 1)
             return
-        except Gap as found:
-            attempt += 1
-            if attempt >= MAX_ATTEMPTS:
-                await _bury(agent, event, found, attempt)
-                return
-            gap = found
         except SYSTEM as error:
             stalls.failed(agent, error)
             if not await _hold(agent, event, stalls.failures(agent)):

@@ -35,7 +35,7 @@ from agents.dead_letters import SYSTEM, bury
 from app import faults
 from app.kafka_clients import client_options
 from app.main import app
-from app.metrics import EVENTS_PROCESSED, FOLD_BATCH_SECONDS, FOLD_LAG
+from app.metrics import EVENTS_PROCESSED, FOLD_BATCH_SECONDS, FOLD_LAG, STORES
 from app.settings import settings
 from app.stalls import stalls
 from tables.partition_store import PartitionStore
@@ -98,6 +98,9 @@ class FoldRunner(faust.Service):
         self.stores: dict[int, PartitionStore] = {}
         """Open stores by partition: those folded here, kept open through a rebalance."""
         self.folding: set[int] = set()
+        self.caught_up: set[int] = set()
+        """Partitions folded here whose store reached the log's end once since their
+        assignment: only those serve reads (before, a row could be missing, not absent)."""
         self._lock = asyncio.Lock()
         """Held by a batch, a revocation, an assignment and a rebuild's switch."""
         self._revoking = False
@@ -106,6 +109,7 @@ class FoldRunner(faust.Service):
         self._reported: dict[TopicPartition, int] = {}
         self._last_report = 0.0
         FOLDS[fold.name] = self
+        STORES[fold.name] = lambda: self.stores
         app.on_partitions_revoked.connect(cast(Any, self._on_revoked))
         app.on_partitions_assigned.connect(cast(Any, self._on_assigned))
 
@@ -120,7 +124,13 @@ class FoldRunner(faust.Service):
         store = self.stores.get(partition)
         if store is None or partition not in self.folding:
             raise NotHere(f"{self.fold.name} partition {partition} is not folded on this worker")
+        if partition not in self.caught_up:
+            raise NotHere(f"{self.fold.name} partition {partition} is catching up with its log")
         return store
+
+    def catching_up(self) -> list[int]:
+        """Partitions folded here that have not reached their log's end since assigned."""
+        return sorted(self.folding - self.caught_up)
 
     def progress(self) -> list[dict[str, Any]]:
         """Per topic partition folded here: the stored offset, the log end seen, the lag."""
@@ -137,7 +147,7 @@ class FoldRunner(faust.Service):
     # --- lifecycle ---------------------------------------------------------------
 
     async def on_start(self) -> None:
-        consumer = await _started_consumer(group_id=f"{app.conf.id}-folds")
+        consumer = await started_consumer(group_id=f"{app.conf.id}-folds")
         async with self._lock:  # partitions may have been assigned already
             if self.outputs_only:
                 for partition, store in self.stores.items():
@@ -170,6 +180,7 @@ class FoldRunner(faust.Service):
                 await faults.reached("fold-revoke")
                 await self._report(force=True)
                 self.folding -= mine
+                self.caught_up -= mine
                 self._assign()
         finally:
             self._revoking = False
@@ -184,6 +195,7 @@ class FoldRunner(faust.Service):
                 if self.outputs_only and self._consumer is not None:
                     await self._catch_up_with_progress(self._consumer, store, partition)
             self.folding = mine
+            self.caught_up &= mine
             self._assign()
         log.info("%s: folding partitions %s", self.fold.name, sorted(mine))
 
@@ -235,6 +247,7 @@ class FoldRunner(faust.Service):
                     await self._fold_what_arrived(self._consumer)
                 failures = 0
                 stalls.cleared(self.fold.name)
+                self._note_caught_up()
                 await self._report()
             except SYSTEM as error:
                 failures += 1
@@ -242,6 +255,16 @@ class FoldRunner(faust.Service):
                 async with self._lock:
                     self._assign()  # back to the stored offsets
                 await asyncio.sleep(min(MAX_BACKOFF_SECONDS, 0.2 * 2 ** min(failures, 5)))
+
+    def _note_caught_up(self) -> None:
+        for partition in self.folding - self.caught_up:
+            ends = [self._highwater(topic, partition) for topic in self.topics]
+            store = self.stores[partition]
+            if all(
+                end is not None and store.offset(topic) >= end
+                for topic, end in zip(self.topics, ends, strict=True)
+            ):
+                self.caught_up.add(partition)
 
     async def _fold_what_arrived(self, consumer: AIOKafkaConsumer) -> None:
         batches = await consumer.getmany(timeout_ms=FETCH_WAIT_MS, max_records=MAX_BATCH)
@@ -354,7 +377,7 @@ class FoldRunner(faust.Service):
         shutil.rmtree(path, ignore_errors=True)
         fresh = PartitionStore(path)
         counts = Rebuilt()
-        consumer = await _started_consumer(group_id=None)
+        consumer = await started_consumer(group_id=None)
         tps = [TopicPartition(topic, partition) for topic in self.topics]
         try:
             consumer.assign(tps)
@@ -401,14 +424,13 @@ class FoldRunner(faust.Service):
         await report(counts, sum(end or 0 for end in ends))
 
 
-async def _started_consumer(group_id: str | None) -> AIOKafkaConsumer:
+async def started_consumer(group_id: str | None) -> AIOKafkaConsumer:
     """A consumer for explicit assignment and seeks (no group membership; a group id
-    only to commit progress to); sees committed records only under exactly_once."""
+    only to commit progress to)."""
     consumer = AIOKafkaConsumer(
         group_id=group_id,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
-        isolation_level="read_committed" if app.in_transaction else "read_uncommitted",
         max_partition_fetch_bytes=4 * 1024 * 1024,
         **client_options(),
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from agents.command_side import CommandSide
 from agents.commands import CommandHandler
 from agents.dead_letters import guarded
 from agents.folds import FoldRunner
@@ -20,19 +21,21 @@ from app.topics import (
 from domain.inventory import RESERVATIONS, STOCKS
 from domain.saga import reservations_answer, reservations_inbound, reservations_outbound
 from tables import inventory as t
-from tables.aggregates import aggregate_tables
+
+stock_side = CommandSide(STOCKS, follows=stock_commands, events=stock_events)
+reservation_side = CommandSide(RESERVATIONS, follows=reservation_answers, events=reservation_events)
+app.service(stock_side)  # type: ignore[arg-type]
+app.service(reservation_side)  # type: ignore[arg-type]
 
 stock_service = Service(
     name="stock",
-    handler=CommandHandler(STOCKS, *t.stock_side, events=stock_events),
+    handler=CommandHandler(stock_side),
     commands=stock_commands,
 )
 
 reservation_service = Service(
     name="reservations",
-    handler=CommandHandler(
-        RESERVATIONS, *aggregate_tables("reservation"), events=reservation_events
-    ),
+    handler=CommandHandler(reservation_side),
     reacts_to={name: reservations_inbound for name in order_events.topics},
     answers=(reservation_answers.get_topic_name(), reservations_answer),
     outbound=reservations_outbound,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from agents.command_side import CommandSide
 from agents.commands import CommandHandler
 from agents.dead_letters import guarded
 from agents.folds import FoldRunner
@@ -22,11 +23,13 @@ from domain.saga import orders_inbound
 from tables import orders as t
 from tables.read_models import BatchFold
 
+order_side = CommandSide(ORDERS, follows=order_commands, events=order_events)
+app.service(order_side)  # type: ignore[arg-type]
+
 order_service = Service(
     name="orders",
-    handler=CommandHandler(ORDERS, *t.order_side, events=order_events),
+    handler=CommandHandler(order_side),
     commands=order_commands,
-    own_events=order_events,
     reacts_to={
         name: orders_inbound
         for topic in (payment_events, reservation_events, shipment_events)
@@ -36,7 +39,7 @@ order_service = Service(
 
 
 @app.agent(
-    inputs(order_commands, order_events, payment_events, reservation_events, shipment_events),
+    inputs(order_commands, payment_events, reservation_events, shipment_events),
     name="orders-service",
 )
 async def run_orders(stream: Any) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from agents.command_side import CommandSide
 from agents.commands import CommandHandler
 from agents.dead_letters import guarded
 from agents.service import Service
@@ -11,11 +12,13 @@ from app.main import app
 from app.topics import account_commands, inputs, order_events, payment_answers, payment_events
 from domain.payments import PAYMENTS
 from domain.saga import payments_answer, payments_inbound, payments_outbound
-from tables.aggregates import aggregate_tables
+
+payment_side = CommandSide(PAYMENTS, follows=payment_answers, events=payment_events)
+app.service(payment_side)  # type: ignore[arg-type]
 
 payment_service = Service(
     name="payments",
-    handler=CommandHandler(PAYMENTS, *aggregate_tables("payment"), events=payment_events),
+    handler=CommandHandler(payment_side),
     reacts_to={name: payments_inbound for name in order_events.topics},
     answers=(payment_answers.get_topic_name(), payments_answer),
     outbound=payments_outbound,

@@ -27,7 +27,6 @@ from app import faults
 from domain.saga import Dispatch
 from models.envelope import CommandEnvelope, CommandResult, EventEnvelope
 from models.upcasting import decode_event
-from tables.read_models import fold_into
 
 log = logging.getLogger(__name__)
 
@@ -55,16 +54,10 @@ class Service:
     """Dispatch target -> command topic."""
     answer_topics: Mapping[str, str] = field(default_factory=dict)
     """Dispatch reply name -> topic name where answers go."""
-    own_events: TopicT | None = None
-    """Its own event topic, when other producers (older code, imports) append to it:
-    their events are folded into the command side's state, so commands see them."""
 
     async def process(self, topic: str, raw: bytes) -> CommandResult | None:
         """Handle one message of any of the service's inputs."""
         result: CommandResult | None
-        if self.own_events is not None and topic in self.own_events.topics:
-            fold_into(self.handler.state, self.handler.decider, decode_event(raw))
-            return None
         if self.commands is not None and topic in self.commands.topics:
             result = await self.handler.handle(raw)
         else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from agents.command_side import CommandSide
 from agents.commands import CommandHandler
 from agents.dead_letters import guarded
 from agents.service import Service
@@ -11,11 +12,13 @@ from app.main import app
 from app.topics import inputs, order_events, shipment_events
 from domain.saga import shipping_inbound
 from domain.shipping import SHIPMENTS
-from tables.aggregates import aggregate_tables
+
+shipping_side = CommandSide(SHIPMENTS, follows=order_events, events=shipment_events)
+app.service(shipping_side)  # type: ignore[arg-type]
 
 shipping_service = Service(
     name="shipping",
-    handler=CommandHandler(SHIPMENTS, *aggregate_tables("shipment"), events=shipment_events),
+    handler=CommandHandler(shipping_side),
     reacts_to={name: shipping_inbound for name in order_events.topics},
 )
 

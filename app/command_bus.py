@@ -1,7 +1,9 @@
-"""Request/reply over Kafka: send a command to its aggregate's partition, await the answer.
+"""Request/reply: a command goes to its aggregate's owner, the answer comes back.
 
-Any worker can accept a command over HTTP. It sends the command keyed by the
-aggregate id (so the partition's owner applies it, in order, one at a time)
+Any worker can accept a command over HTTP. When this worker decides the
+aggregate's partition itself, the command goes straight to that partition's
+writer (no hop through Kafka but the append). Otherwise it sends the command
+keyed by the aggregate id (so the partition's owner applies it, in order)
 with `reply_to` naming this worker's own reply topic, and waits on a future
 that the reply consumer resolves. faust's `agent.ask` does the same but makes a
 new reply topic per process and only subscribes to it after a rebalance; a
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, Protocol
 
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -38,6 +40,14 @@ class CommandTimeout(Exception):
     """No answer in time; the command may still be applied (retry with the same key)."""
 
 
+class LocalDecider(Protocol):
+    """A command side of this worker (agents/command_side.py)."""
+
+    def owns(self, aggregate_id: str) -> bool: ...
+
+    async def decide(self, command: CommandEnvelope) -> CommandResult: ...
+
+
 class CommandBus(faust.Service):
     """Sends commands and resolves the futures waiting for their results."""
 
@@ -45,6 +55,9 @@ class CommandBus(faust.Service):
         super().__init__(**kwargs)
         self.max_in_flight = max_in_flight
         self._pending: dict[str, asyncio.Future[CommandResult]] = {}
+        self._deciding_here = 0
+        self.local: dict[str, LocalDecider] = {}
+        """Command topic name -> the command side deciding its partitions owned here."""
         self._consumer: AIOKafkaConsumer | None = None
         self._ready = asyncio.Event()
         self.reply_topic = ""
@@ -55,15 +68,9 @@ class CommandBus(faust.Service):
         await ensure_topics(
             {self.reply_topic: TopicSpec(1, {"retention.ms": str(REPLY_RETENTION_MS)})}
         )
-        # Under exactly_once a handler's reply is written in the transaction of the
-        # command it answers: read_committed shows it only once the events and the
-        # recorded result are committed with it (an aborted attempt is never
-        # reported; the client's retry gets the recorded answer). Replies that are
-        # not transactional (at_least_once) are visible at once either way.
         consumer = AIOKafkaConsumer(
             enable_auto_commit=False,
             group_id=None,
-            isolation_level="read_committed",
             **client_options(),
         )
         await consumer.start()
@@ -111,11 +118,20 @@ class CommandBus(faust.Service):
         timeout for work that is then applied anyway. A retry of a command that is
         in flight joins it.
         """
+        in_flight = len(self._pending) + self._deciding_here
+        local = self.local.get(topic.get_topic_name())
+        if local is not None and local.owns(command.aggregate_id):
+            if in_flight >= self.max_in_flight:
+                raise Overloaded(f"{in_flight} commands in flight on this worker")
+            try:
+                return await self._decide_here(local, command, wait)
+            except ConnectionError:  # the partition moved meanwhile: to its new owner
+                pass
         await self._ready.wait()
         command = command.model_copy(update={"reply_to": self.reply_topic})
         future = self._pending.get(command.command_id)
-        if future is None and len(self._pending) >= self.max_in_flight:
-            raise Overloaded(f"{len(self._pending)} commands in flight on this worker")
+        if future is None and in_flight >= self.max_in_flight:
+            raise Overloaded(f"{in_flight} commands in flight on this worker")
         if future is None:
             future = asyncio.get_running_loop().create_future()
             self._pending[command.command_id] = future
@@ -125,6 +141,18 @@ class CommandBus(faust.Service):
         except TimeoutError:
             self._pending.pop(command.command_id, None)
             raise CommandTimeout(command.command_id) from None
+
+    async def _decide_here(
+        self, local: LocalDecider, command: CommandEnvelope, wait: float | None
+    ) -> CommandResult:
+        self._deciding_here += 1
+        try:
+            answer = asyncio.ensure_future(local.decide(command))
+            return await asyncio.wait_for(asyncio.shield(answer), wait or settings.command_timeout)
+        except TimeoutError:
+            raise CommandTimeout(command.command_id) from None
+        finally:
+            self._deciding_here -= 1
 
 
 command_bus = CommandBus()

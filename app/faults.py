@@ -10,9 +10,13 @@ a lucky moment. `SHOP_FAULT` names the points and what happens there:
     fail:S      the point raises KafkaConnectionError for S seconds (a system error)
     @N          at the N-th time the point is reached (default: the first)
 
-Points: `append` (a command's events are produced), `dispatch` (a saga command
-is sent), `reply` (a command's answer is sent), `changelog` (a table's changelog
-record is handed to the producer); on a batched fold's path (agents/folds.py):
+Points on the write path (agents/command_side.py): `decided` (a batch decided
+in memory, nothing appended), `append-mid-batch` (the first command's events
+handed to the producer, the others not yet), `append-unacked` (every event of
+the batch handed to the producer, none acknowledged yet), `appended` (all
+acknowledged, not yet folded into the store nor answered); `dispatch` (a saga
+command is sent: `@2` is between the commands of a fan-out), `reply` (a
+command's answer is sent); on a batched fold's path (agents/folds.py):
 `fold-batch` (a batch folded in memory, nothing sent or written), `fold-unacked`
 (its feed messages handed to the producer, not yet acknowledged), `fold-sent`
 (its feed messages and dead letters acked, its rows not written), `fold-written`

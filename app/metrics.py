@@ -9,14 +9,14 @@ What is measured where:
 - dead letters: `DEAD_LETTERS.labels(agent=...).inc()` where a message is buried;
 - command answers by HTTP status: counted where the answer is turned into a response;
 - consumer lag per topic/partition: set by `app.lag` each time it measures;
-- table sizes: RocksDB's own estimate per table partition, read at scrape time.
+- store sizes: RocksDB's own estimate per partition store, read at scrape time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from time import monotonic
-from typing import Any
+from typing import Any, Protocol
 
 import faust
 from faust.types import TP, EventT, StreamT
@@ -52,6 +52,12 @@ COMMAND_RESULTS = Counter(
     "Command answers returned over HTTP, by command type and HTTP status.",
     ["command_type", "status"],
 )
+COMMAND_BATCH_SIZE = Histogram(
+    "shop_command_batch_size",
+    "Commands decided and appended together by one partition's writer (group commit).",
+    ["side"],
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+)
 CONSUMER_LAG = Gauge(
     "shop_consumer_lag",
     "Messages not yet committed by the app's consumer group, per topic partition.",
@@ -69,11 +75,6 @@ SYSTEM_ERRORS = Counter(
     "shop_system_errors",
     "System errors (broker, topic, timeout, store) met by an agent; each is retried.",
     ["agent", "error_type"],
-)
-GAPS_FILLED = Counter(
-    "shop_read_model_gaps_filled",
-    "Folds that met an event past its row's next version and folded the missing from the log.",
-    ["agent"],
 )
 SKIPPED_REPLAYED = Counter(
     "shop_skipped_messages_replayed",
@@ -118,29 +119,26 @@ class AgentSensor(faust.Sensor):
             HANDLER_SECONDS.labels(agent=agent).observe(monotonic() - state["start"])
 
 
-def table_key_estimates(tables: Any) -> Iterator[tuple[str, int, int]]:
-    """(table, partition, approximate keys) for each open partition of each table.
+class EstimatesKeys(Protocol):
+    def estimated_keys(self) -> int | None: ...
 
-    RocksDB partitions answer `rocksdb.estimate-num-keys` without a scan; the
-    memory store (unit tests) is simply counted.
-    """
-    for name, table in list(tables.items()):
-        store = getattr(table, "_data", None)  # do not open a store only to measure it
-        if store is None:
-            continue
-        dbs = getattr(store, "_dbs", None)
-        if dbs is None:
-            data = getattr(store, "data", None)
-            if data is not None:
-                yield name, -1, len(data)
-            continue
-        for partition, db in list(dbs.items()):
+
+STORES: dict[str, Callable[[], Mapping[int, EstimatesKeys]]] = {}
+"""Name of a fold or command side -> its open partition stores by partition (each
+registers itself: the metrics read what is open at scrape time)."""
+
+
+def store_key_estimates() -> Iterator[tuple[str, int, int]]:
+    """(store, partition, approximate keys) for each open partition store: RocksDB's
+    `rocksdb.estimate-num-keys`, no scan."""
+    for name, open_stores in list(STORES.items()):
+        for partition, store in list(open_stores().items()):
             try:
-                estimate = db.property_int_value("rocksdb.estimate-num-keys")
-            except Exception:  # a partition DB being closed by a rebalance
+                estimate = store.estimated_keys()
+            except Exception:  # a store being closed by a rebalance
                 continue
             if estimate is not None:
-                yield name, int(partition), int(estimate)
+                yield name, partition, estimate
 
 
 class TableSizeCollector(Collector):
@@ -149,11 +147,11 @@ class TableSizeCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         family = GaugeMetricFamily(
             "shop_table_keys_estimate",
-            "Approximate rows per table partition held by this worker (RocksDB estimate).",
+            "Approximate rows per store partition held by this worker (RocksDB estimate).",
             labels=["table", "partition"],
         )
-        for table, partition, keys in table_key_estimates(app.tables):
-            family.add_metric([table, "all" if partition < 0 else str(partition)], keys)
+        for table, partition, keys in store_key_estimates():
+            family.add_metric([table, str(partition)], keys)
         yield family
 
 

@@ -19,8 +19,6 @@ import aiokafka
 from aiokafka.client import AIOKafkaClient
 from faust.transport.drivers.aiokafka import Producer
 
-from app import faults
-
 
 class AllTopicsProducer(aiokafka.AIOKafkaProducer):
     """An AIOKafkaProducer whose client never narrows "all topics" to a few."""
@@ -38,27 +36,7 @@ class AllTopicsProducer(aiokafka.AIOKafkaProducer):
 
 
 class ShopProducer(Producer):
-    """faust's aiokafka producer service, building AllTopicsProducer clients.
-
-    Its flush, which faust runs before committing input offsets, also waits until
-    every table's changelog records are acknowledged (app/durable_table.py).
-    """
-
-    async def send(  # type: ignore[no-untyped-def]
-        self, topic, key, value, partition, timestamp, headers, *, transactional_id=None
-    ):
-        if faults.FAULTS and topic.endswith("-changelog"):  # every table write passes here
-            await faults.reached("changelog")
-        return await super().send(
-            topic, key, value, partition, timestamp, headers, transactional_id=transactional_id
-        )
-
-    async def flush(self) -> None:
-        await super().flush()
-        for table in list(self.app.tables.values()):
-            wait_durable = getattr(table, "wait_durable", None)
-            if wait_durable is not None:
-                await wait_durable()
+    """faust's aiokafka producer service, building AllTopicsProducer clients."""
 
     @property
     def _producer_type(self) -> type[aiokafka.AIOKafkaProducer]:

@@ -30,9 +30,6 @@ def _float(name: str, default: float) -> float:
         raise SystemExit(f"setting {name} must be a number, got {raw!r}") from None
 
 
-GUARANTEES = ("at_least_once", "exactly_once")
-
-
 @dataclass(frozen=True)
 class Settings:
     bootstrap_servers: str = field(
@@ -44,9 +41,6 @@ class Settings:
     partitions: int = field(default_factory=lambda: _int("SHOP_PARTITIONS", 8))
     replication_factor: int = field(default_factory=lambda: _int("SHOP_REPLICATION_FACTOR", 1))
     store: str = field(default_factory=lambda: _env("SHOP_STORE", "rocksdb://"))
-    processing_guarantee: str = field(
-        default_factory=lambda: _env("PROCESSING_GUARANTEE", "at_least_once")
-    )
     standby_replicas: int = field(default_factory=lambda: _int("SHOP_STANDBY_REPLICAS", 1))
     session_timeout: float = field(default_factory=lambda: _float("KAFKA_SESSION_TIMEOUT", 30.0))
     """Seconds before the group gives a dead worker's partitions to the others."""
@@ -81,10 +75,11 @@ class Settings:
     )
 
     def __post_init__(self) -> None:
-        if self.processing_guarantee not in GUARANTEES:
+        if _env("PROCESSING_GUARANTEE", "at_least_once") != "at_least_once":
             raise SystemExit(
-                f"PROCESSING_GUARANTEE must be one of {', '.join(GUARANTEES)}, "
-                f"got {self.processing_guarantee!r}"
+                "PROCESSING_GUARANTEE=exactly_once was removed: every effect already happens "
+                "once (idempotent appends, folds that store their offsets with their rows); "
+                "see the README's 'Exactly once' paragraph"
             )
         if self.partitions < 1:
             raise SystemExit("SHOP_PARTITIONS must be at least 1")

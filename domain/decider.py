@@ -47,11 +47,8 @@ class Decider(Generic[C, E, S]):
             decided = self._decide(command, state)
         except DomainError as error:
             rejection = Rejection(code=error.code, reason=error.reason, details=error.details)
-            result = CommandResult(
-                command_id=command.command_id,
-                command_type=command.command_type,
-                aggregate_id=command.aggregate_id,
-                correlation_id=command.correlation_id,
+            result = CommandResult.answering(
+                command,
                 outcome="rejected",
                 status=error.status,
                 version=version,
@@ -74,11 +71,8 @@ class Decider(Generic[C, E, S]):
             )
             state = self.evolve(state, event, now)
             envelopes.append(envelope)
-        result = CommandResult(
-            command_id=command.command_id,
-            command_type=command.command_type,
-            aggregate_id=command.aggregate_id,
-            correlation_id=command.correlation_id,
+        result = CommandResult.answering(
+            command,
             outcome="accepted",
             status=self.accepted_status,
             version=_version(state),

@@ -326,6 +326,12 @@ def markdown(contracts: Contracts) -> str:
         'money is a decimal string such as `"12.50"`. Consumers see the newest',
         "version: older ones are upcast on read.",
         "",
+        "An event appended by the command side also carries two record headers:",
+        "`command` (the id of the command that decided it) and `fingerprint` (a",
+        "SHA-256 of that request: type, aggregate, expected version, payload).",
+        "They are how a redelivered command finds its answer in the log; an event",
+        "without them (another producer's) is folded like any other.",
+        "",
         "| context | topic | event type | current | versions |",
         "|---|---|---|---|---|",
     ]

@@ -85,3 +85,14 @@ class CommandResult(BaseModel):
     """The aggregate's version after the command (unchanged if rejected)."""
     events: list[EventEnvelope] = Field(default_factory=list)
     rejection: Rejection | None = None
+
+    @classmethod
+    def answering(cls, command: CommandEnvelope, **answer: Any) -> CommandResult:
+        """The answer to `command`: its identity fields, and what `answer` says."""
+        return cls(
+            command_id=command.command_id,
+            command_type=command.command_type,
+            aggregate_id=command.aggregate_id,
+            correlation_id=command.correlation_id,
+            **answer,
+        )

@@ -1,1 +1,1 @@
-"""Table declarations (changelog-backed RocksDB) and the read-model helpers around them."""
+"""The folds of the event log, pure: the command side's memory and the read models."""

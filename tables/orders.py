@@ -23,12 +23,9 @@ from domain.orders import ORDERS
 from models.envelope import EventEnvelope
 from models.orders import Order
 from models.upcasting import decode_event
-from tables.aggregates import aggregate_tables
 from tables.partition_store import PartitionStore
 from tables.read_models import Folded, LogRecord, Output, Stored
 from tables.state_fold import StateFold
-
-order_side = aggregate_tables("order")
 
 SERVICE_OF = {
     "order": "orders",

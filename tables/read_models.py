@@ -2,18 +2,14 @@
 
 Versions are gap-free per aggregate, so "version <= the model's version"
 identifies a redelivered or re-published event without a separate index.
-Two shapes: `fold_into` folds one event into a faust table (the per-message
-agents), `BatchFold` folds a batch of records into rows (agents/folds.py).
+A `BatchFold` folds a batch of records into rows (agents/folds.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
-
-from domain.decider import Decider
-from models.envelope import EventEnvelope
+from typing import Protocol
 
 
 class Record(Protocol):
@@ -91,39 +87,3 @@ class BatchFold(Protocol):
 
 class GapInLog(Exception):
     """The event log itself lacks versions of an aggregate: nothing here can fold it."""
-
-
-class Gap(Exception):
-    """An event is not the next one of its aggregate: the versions between are missing here.
-
-    Never folded past: the caller reads the missing events from the log first
-    (agents/dead_letters.py does, for every agent)."""
-
-    def __init__(self, aggregate_id: str, have: int, got: int) -> None:
-        super().__init__(f"gap in {aggregate_id}: read model at version {have}, event at {got}")
-        self.aggregate_id = aggregate_id
-        self.have = have
-        self.got = got
-
-
-def fold_into(
-    table: Any,
-    decider: Decider[Any, Any, Any],
-    envelope: EventEnvelope,
-) -> Any:
-    """The aggregate's state after folding `envelope` into `table`; None if already folded.
-
-    Raises Gap, writing nothing, when the event is past the next version.
-    """
-    key = envelope.aggregate_id
-    stored = table.get(key)
-    state = (
-        decider.initial_state(key) if stored is None else decider.state_type.model_validate(stored)
-    )
-    if envelope.aggregate_version <= state.version:
-        return None
-    if envelope.aggregate_version != state.version + 1:
-        raise Gap(key, state.version, envelope.aggregate_version)
-    state = decider.apply(state, envelope)
-    table[key] = state.model_dump(mode="json")
-    return state

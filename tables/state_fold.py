@@ -86,11 +86,15 @@ class StateFold(Generic[S]):
                     folded.rows[history_key(key, version)] = record.value
                 if self.on_change is not None:
                     folded.outputs += self.on_change(None if have == 0 else state, new)
+                self.folded_event(record, key, folded, stored)
             except Exception as error:  # a pure fold: no retry would change the outcome
                 folded.failures.append((record, error))
         for key, state in states.items():
             folded.rows[state_key(key)] = state.model_dump_json().encode()
         return folded
+
+    def folded_event(self, record: LogRecord, key: str, folded: Folded, stored: Stored) -> None:
+        """Called after each event folded into the state: rows kept beside it (a hook)."""
 
     def _stored_state(self, stored: Stored, key: str) -> S:
         raw = stored.get(state_key(key))

@@ -21,7 +21,7 @@ from models.accounts import (
     OpenAccountRequest,
     WithdrawMoney,
 )
-from tables.accounts import account_side
+from tables.owners import owners
 from tables.state_fold import read_history
 from web.http import (
     HttpError,
@@ -89,7 +89,7 @@ def _history_query(request: Request) -> HistoryQuery:
 
 
 # requests go to the worker that decides the account's commands: it folds its events
-routed_by_account = account_side.state
+routed_by_account = owners
 
 
 @app.page("/accounts/{account_id}")

@@ -40,7 +40,7 @@ from app.main import app
 from app.settings import settings
 from domain.analytics import label
 from tables import analytics as t
-from tables.orders import order_side
+from tables.owners import owners
 from tables.partition_store import PartitionStore
 from web.http import HttpError, handles_errors, owner_route, store_of
 
@@ -56,7 +56,7 @@ STREAM_INTERVAL = 1.0
 
 HOME = key_in_partition(0)
 """Routes a request to the worker that folds the analytics (partition 0 of the orders)."""
-routed = order_side.state
+routed = owners
 
 
 def figures() -> PartitionStore:

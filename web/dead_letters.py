@@ -13,13 +13,13 @@ from agents.redrives import dead_letter_book, redrive
 from app.main import app
 from models.dead_letters import DeadLetter
 from tables.dead_letters import letter, letters
-from tables.orders import order_side
+from tables.owners import owners
 from tables.partition_store import PartitionStore
 from web.http import HttpError, handles_errors, owner_route, require_token, store_of
 
 HOME = key_in_partition(0)
 """Routes a request to the worker that folds the dead letters (partition 0 of the orders)."""
-routed = order_side.state
+routed = owners
 _redriving: set[str] = set()
 
 

@@ -8,7 +8,7 @@ from agents.inventory import stock_projection
 from app.main import app
 from app.topics import stock_commands
 from models.inventory import AddStock, AddStockRequest, Stock
-from tables.inventory import stock_side
+from tables.owners import owners
 from web.http import (
     HttpError,
     StateRows,
@@ -39,7 +39,7 @@ class AddStockView(View):
 @app.page("/products/{sku}")
 class StockView(View):
     @handles_errors
-    @owner_route(stock_side.state, "sku")  # the worker that decides the SKU's commands
+    @owner_route(owners, "sku")  # the worker that decides the SKU's commands
     async def get(self, request: Request, sku: str) -> Response:
         row = await read_at_least(StateRows(stock_projection), sku, min_version_param(request))
         if row is None:

@@ -1,7 +1,8 @@
 """Operations endpoints: readiness, health with consumer lag, lag, Prometheus metrics.
 
-- `GET /health`: 200 once this worker owns partitions, has recovered its tables
-  and takes commands (what start-up scripts and tests wait for); 503 before.
+- `GET /health`: 200 once this worker owns partitions, has folded each one's
+  log to its end (`catching_up` names the command sides and folds that have
+  not) and takes commands (what start-up scripts and tests wait for); 503 before.
 - `GET /ops/health`: always 200 while the worker answers; `status` is `starting`,
   `ok`, or `degraded` (total consumer lag, or the batched folds' lag on this
   worker (`fold_lag`), above LAG_DEGRADED_THRESHOLD, or lag not measurable, or
@@ -22,6 +23,7 @@ from typing import Any
 
 from faust.web import Request, Response, View
 
+from agents.command_side import SIDES
 from agents.folds import FOLDS
 from app import metrics
 from app.command_bus import command_bus
@@ -34,10 +36,14 @@ def readiness() -> dict[str, object]:
     tables: Any = app.tables
     recovering = app.in_recovery or not tables.recovery.completed.is_set()
     actives = sorted(f"{tp.topic}:{tp.partition}" for tp in app.assignor.assigned_actives())
-    ready = not recovering and bool(actives) and command_bus.reply_topic != ""
+    behind = {name: side.catching_up() for name, side in SIDES.items()}
+    behind.update((name, fold.catching_up()) for name, fold in FOLDS.items())
+    catching_up = {name: partitions for name, partitions in behind.items() if partitions}
+    ready = not recovering and bool(actives) and command_bus.reply_topic != "" and not catching_up
     return {
         "status": "ok" if ready else "starting",
         "recovering": recovering,
+        "catching_up": catching_up,
         "active_partitions": len(actives),
         "web": str(app.conf.canonical_url),
     }

@@ -25,6 +25,7 @@ from models.orders import (
     VersionOnlyRequest,
 )
 from tables import orders as t
+from tables.owners import owners
 from web.http import (
     HttpError,
     StateRows,
@@ -44,7 +45,7 @@ from web.http import (
 
 MAX_PAGE = 500
 
-routed = t.order_side.state
+routed = owners
 """Reads go to the worker that decides the key's partition of order commands: it folds
 the order read models of that partition (any key: customer and status views too)."""
 

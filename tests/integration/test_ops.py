@@ -175,7 +175,7 @@ def test_metrics_count_processed_events_and_answers(api: httpx.Client) -> None:
     ):
         assert f"# TYPE {name.removesuffix('_bucket').removesuffix('_total')}" in text, name
     processed = metric_values(text, "shop_events_processed_total")
-    assert processed.get('{agent="accounts-service"}', 0) >= 3, processed
+    assert processed.get('{agent="account-commands"}', 0) >= 2, processed  # the rejection: none
     assert processed.get('{agent="accounts-projection"}', 0) >= 2, processed
     answers = metric_values(text, "shop_command_results_total")
     assert answers.get('{command_type="OpenAccount",status="201"}', 0) >= 1, answers
@@ -183,7 +183,8 @@ def test_metrics_count_processed_events_and_answers(api: httpx.Client) -> None:
     lag = metric_values(text, "shop_consumer_lag")
     assert len(lag) >= len(INPUT_TOPICS) and all(v >= 0 for v in lag.values()), lag
     sizes = metric_values(text, "shop_table_keys_estimate")
-    assert any("account-state" in labels for labels in sizes), sizes
+    assert any('table="account-commands"' in labels for labels in sizes), sizes
+    assert any('table="accounts-projection"' in labels for labels in sizes), sizes
 
 
 def test_health_degrades_under_lag_and_recovers(

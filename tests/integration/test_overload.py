@@ -22,8 +22,8 @@ pytestmark = pytest.mark.integration
 def test_commands_past_the_in_flight_bound_are_refused_at_once_and_never_applied(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
-    # the second append (the first deposit) stalls 4 s: the next commands wait behind it
-    system = System(tmp_path, SHOP_FAULT="append:stall:4@2", COMMAND_MAX_IN_FLIGHT="4")
+    # the second batch's append (the first deposit) stalls 4 s: the next commands wait behind it
+    system = System(tmp_path, SHOP_FAULT="append-unacked:stall:4@2", COMMAND_MAX_IN_FLIGHT="4")
     try:
         worker = system.worker().wait_ready()
         api = httpx.Client(base_url=worker.url, timeout=30.0)

@@ -129,8 +129,8 @@ def test_a_topic_with_the_wrong_partition_count_stops_the_worker_with_a_clear_er
 def test_a_producer_outage_while_orders_flow_holds_and_diverts_nothing(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
-    # every append fails for 30 s from the 25th on: mid-way through the orders
-    system = System(tmp_path, SHOP_FAULT="append:fail:30@25", COMMAND_TIMEOUT="3")
+    # every batch fails to append for 30 s from the 25th on: mid-way through the orders
+    system = System(tmp_path, SHOP_FAULT="decided:fail:30@25", COMMAND_TIMEOUT="3")
     try:
         worker = system.worker().wait_ready()
         api = httpx.Client(base_url=worker.url, timeout=30.0)

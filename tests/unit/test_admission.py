@@ -20,6 +20,9 @@ class Topic:
     async def send(self, key: Any, value: bytes) -> None:
         self.sent.append(value)
 
+    def get_topic_name(self) -> str:
+        return "accounts.commands"
+
 
 def deposit(command_id: str) -> CommandEnvelope:
     return CommandEnvelope(

@@ -1,0 +1,388 @@
+"""The command side of one aggregate type: append first, fold the rest from the log.
+
+A worker decides partition p's commands while it owns partition p of the
+topic the side follows (faust's assignment of the service's inputs). Per partition, a writer:
+
+1. on assignment, folds the partition's events from its store's offset to the
+   log's end (tables/command_log.py): before its first decision it has seen
+   every event, whoever appended it;
+2. takes the commands that have arrived (from the command topic's agent and
+   from this worker's own HTTP requests), decides them in order against that
+   fold (`decide_batch`), appends every accepted command's events in one go
+   (acks=all) and waits once: group commit, so latency stays near one round
+   trip while throughput grows with load;
+3. folds what it appended into the store with the offsets Kafka gave, in one
+   RocksDB write, then answers.
+
+What other producers append (older code, imports) is folded as it arrives by
+the side's tail consumer, so their events are part of the next decision.
+
+The offsets are also the fence: records of one partition get consecutive
+offsets, so if the batch's first offset is not where the fold ended, someone
+else appended in between (an older owner that has not noticed it lost the
+partition, or another producer). Then the writer folds the log to its end
+instead, and every command whose events lost the race (an aggregate version
+that was taken first: every fold keeps the first record of a version) is
+decided again on the state the log now holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import faust
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from faust.types import TP, TopicT
+
+from agents.dead_letters import SYSTEM
+from agents.folds import partition_of, started_consumer
+from app import faults
+from app.command_bus import command_bus
+from app.main import app
+from app.metrics import COMMAND_BATCH_SIZE, EVENTS_PROCESSED, STORES
+from app.stalls import stalls
+from domain.decider import Decider
+from models.envelope import CommandEnvelope, CommandResult, utc_now
+from tables.command_log import (
+    Answered,
+    Append,
+    CommandKey,
+    CommandLogFold,
+    decide_batch,
+    headers_for,
+    recorded,
+)
+from tables.partition_store import PartitionStore
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = int(os.environ.get("COMMAND_MAX_BATCH", "500"))
+"""Most commands decided and appended together."""
+REMEMBERED_REJECTIONS = 10_000
+"""Rejections each partition's writer remembers (a retry gets the same answer)."""
+MAX_RACES = 5
+"""Appends in a row that lose the race to another writer before the partition is
+treated as no longer ours (held, folded again from the log)."""
+MAX_BACKOFF_SECONDS = 5.0
+
+
+SIDES: dict[str, CommandSide] = {}
+"""Every command side of this worker by name (readiness and /ops find them here)."""
+
+
+class NotOwner(ConnectionError):
+    """This worker does not decide the partition's commands (now): a system error, so an
+    agent holds the message, and gives it up once the partition has moved."""
+
+
+@dataclass(frozen=True)
+class AppendedRecord:
+    """A record this writer appended, as a fold reads it (ConsumerRecord's fields)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    timestamp: int
+    headers: list[tuple[str, bytes]]
+
+
+@dataclass
+class Pending:
+    command: CommandEnvelope
+    answer: asyncio.Future[CommandResult]
+
+
+class CommandSide(faust.Service):
+    """Decides one aggregate type's commands, a writer per partition owned here."""
+
+    def __init__(
+        self, decider: Decider[Any, Any, Any], follows: TopicT, events: TopicT, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.decider = decider
+        self.name = f"{decider.aggregate_type}-commands"
+        self.follows = follows.get_topic_name()
+        """The topic whose partitions' owner decides: the command topic, or an input of
+        the service (co-partitioned: same key, same partition number)."""
+        self.events = events
+        self.events_topic = events.get_topic_name()
+        self.fold = CommandLogFold(self.name, self.events_topic, decider)
+        self.writers: dict[int, PartitionWriter] = {}
+        command_bus.local[self.follows] = self  # its HTTP commands come straight here
+        SIDES[self.name] = self
+        STORES[self.name] = lambda: {p: w.store for p, w in self.writers.items()}
+        app.on_partitions_revoked.connect(cast(Any, self._on_revoked))
+        app.on_partitions_assigned.connect(cast(Any, self._on_assigned))
+
+    def store_path(self, partition: int) -> Path:
+        return Path(app.conf.datadir) / "commands" / self.decider.aggregate_type / f"p{partition}"
+
+    def catching_up(self) -> list[int]:
+        """Partitions decided here that have not folded their log to its end yet."""
+        return sorted(p for p, writer in self.writers.items() if not writer.caught_up)
+
+    def owns(self, aggregate_id: str) -> bool:
+        return partition_of(aggregate_id.encode()) in self.writers
+
+    async def decide(self, command: CommandEnvelope) -> CommandResult:
+        """The command's answer once its events (if any) are in the log; NotOwner if its
+        partition is not decided here."""
+        partition = partition_of(command.aggregate_id.encode())
+        writer = self.writers.get(partition)
+        if writer is None:
+            raise NotOwner(f"{self.name}: partition {partition} is not decided on this worker")
+        return await writer.submit(command)
+
+    async def on_stop(self) -> None:
+        for partition in list(self.writers):
+            await self.writers.pop(partition).stop()
+
+    @faust.Service.task
+    async def _tailing(self) -> None:
+        """Fold what others append to the event topic as it arrives (each writer folds its
+        own appends at once; the tail skips those by offset)."""
+        consumer = await started_consumer(group_id=None)
+        following: dict[int, PartitionWriter] = {}
+        try:
+            while not self.should_stop:
+                try:
+                    following = self._follow(consumer, following)
+                    if not following:
+                        await asyncio.sleep(0.1)
+                        continue
+                    batches = await consumer.getmany(timeout_ms=200, max_records=2000)
+                    for tp, records in batches.items():
+                        writer = following.get(tp.partition)
+                        if writer is not None and records:
+                            await writer.fold_others(records)
+                except SYSTEM as error:
+                    log.warning("%s: tail: %r", self.name, error)
+                    following = {}  # assigned and sought afresh
+                    await asyncio.sleep(1.0)
+        finally:
+            await consumer.stop()
+
+    def _follow(
+        self, consumer: AIOKafkaConsumer, following: dict[int, PartitionWriter]
+    ) -> dict[int, PartitionWriter]:
+        """Read the partitions whose writers have caught up, from where their stores end."""
+        live = {p: w for p, w in self.writers.items() if w.caught_up and not w.stopped}
+        if live != following:
+            consumer.assign([TopicPartition(self.events_topic, p) for p in live])
+            for partition, writer in live.items():
+                tp = TopicPartition(self.events_topic, partition)
+                consumer.seek(tp, writer.store.offset(self.events_topic))
+        return live
+
+    def _mine(self, tps: set[TP]) -> set[int]:
+        return {tp.partition for tp in tps if tp.topic == self.follows}
+
+    async def _on_revoked(self, sender: Any, revoked: set[TP], **kwargs: Any) -> None:
+        for partition in self._mine(revoked) & set(self.writers):
+            await self.writers.pop(partition).stop()
+
+    async def _on_assigned(self, sender: Any, assigned: set[TP], **kwargs: Any) -> None:
+        mine = self._mine(assigned)
+        for partition in set(self.writers) - mine:
+            await self.writers.pop(partition).stop()
+        for partition in sorted(mine - set(self.writers)):
+            store = PartitionStore(self.store_path(partition))
+            self.writers[partition] = writer = PartitionWriter(self, partition, store)
+            writer.start()
+        log.info("%s: deciding partitions %s", self.name, sorted(mine))
+
+
+class PartitionWriter:
+    """One partition's commands: decided in batches, appended once per batch."""
+
+    def __init__(self, side: CommandSide, partition: int, store: PartitionStore) -> None:
+        self.side = side
+        self.partition = partition
+        self.store = store
+        self.queue: list[Pending] = []
+        self.caught_up = False
+        self.stopped = False
+        self.rejected: OrderedDict[CommandKey, Answered] = OrderedDict()
+        self._arrived = asyncio.Event()
+        self._lock = asyncio.Lock()
+        """Held by a batch and a catch-up: a revocation waits for them to end."""
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.ensure_future(self._run())
+
+    def submit(self, command: CommandEnvelope) -> asyncio.Future[CommandResult]:
+        answer = asyncio.get_running_loop().create_future()
+        self.queue.append(Pending(command, answer))
+        self._arrived.set()
+        return answer
+
+    async def stop(self) -> None:
+        """After the batch in flight: what waits is answered NotOwner (its sender retries,
+        or the new owner gets it from the command topic)."""
+        async with self._lock:
+            self.stopped = True
+            if self._task is not None:
+                self._task.cancel()
+        moved = NotOwner(f"{self.side.name}: partition {self.partition} moved")
+        for pending in self.queue:
+            if not pending.answer.done():
+                pending.answer.set_exception(moved)
+        self.queue.clear()
+        self.store.close()
+
+    async def _run(self) -> None:
+        failures = 0
+        while True:
+            try:
+                if not self.caught_up:
+                    async with self._lock:
+                        await self.catch_up()
+                    self.caught_up = True
+                await self._arrived.wait()
+                self._arrived.clear()
+                while self.queue:
+                    batch = self.queue[:MAX_BATCH]
+                    async with self._lock:
+                        await self._write(batch)
+                    del self.queue[: len(batch)]  # only now: a failed batch is decided again
+                failures = 0
+                stalls.cleared(self.side.name)
+            except SYSTEM as error:
+                # what reached the log is unknown: fold it again before deciding anything
+                failures += 1
+                self.caught_up = False
+                self._arrived.set()
+                stalls.failed(self.side.name, error)
+                await asyncio.sleep(min(MAX_BACKOFF_SECONDS, 0.1 * 2 ** min(failures, 6)))
+
+    async def _write(self, batch: list[Pending]) -> None:
+        commands = [pending.command for pending in batch]
+        for _ in range(MAX_RACES):
+            decided = decide_batch(
+                self.side.decider, commands, self.store, utc_now(), self.rejected
+            )
+            if not decided.appends:
+                break
+            await faults.reached("decided")
+            if await self._append(decided.appends):
+                break
+        else:
+            raise NotOwner(f"{self.side.name}: partition {self.partition} has another writer")
+        COMMAND_BATCH_SIZE.labels(side=self.side.name).observe(len(batch))
+        self.rejected.update(decided.rejections)
+        while len(self.rejected) > REMEMBERED_REJECTIONS:
+            self.rejected.popitem(last=False)
+        for pending, answer in zip(batch, decided.answers, strict=True):
+            if not pending.answer.done():
+                pending.answer.set_result(answer)
+
+    async def _append(self, appends: list[Append]) -> bool:
+        """Append the batch's events; True if they all landed where this fold ended."""
+        sent = []
+        for number, append in enumerate(appends):
+            if number == 1:
+                await faults.reached("append-mid-batch")
+            headers = headers_for(append.command, append.fingerprint)
+            for event in append.result.events:
+                value = event.model_dump_json().encode()
+                key = event.aggregate_id.encode()
+                future = await self.side.events.send(
+                    key=key, value=value, partition=self.partition, headers=headers
+                )
+                sent.append((future, key, value, headers))
+        await faults.reached("append-unacked")
+        landed = await asyncio.gather(*(future for future, *_ in sent))
+        await faults.reached("appended")
+        start = self.store.offset(self.side.events_topic)
+        offsets = [metadata.offset for metadata in landed]
+        if offsets != list(range(start, start + len(offsets))):
+            log.warning(
+                "%s: partition %d has another writer (appended at %d, folded to %d): "
+                "folding the log again",
+                self.side.name,
+                self.partition,
+                offsets[0],
+                start,
+            )
+            await self.catch_up()
+            return all(
+                recorded(self.store, a.command.aggregate_id, a.command.command_id) is not None
+                for a in appends
+            )
+        records = [
+            AppendedRecord(
+                self.side.events_topic,
+                self.partition,
+                metadata.offset,
+                key,
+                value,
+                int(metadata.timestamp or 0),
+                headers,
+            )
+            for metadata, (_, key, value, headers) in zip(landed, sent, strict=True)
+        ]
+        self._fold(records, offsets[-1] + 1)
+        return True
+
+    def _fold(self, records: list[Any], next_offset: int) -> None:
+        folded = self.side.fold.fold(records, self.store)
+        for record, error in folded.failures:  # the read model dead-letters them
+            log.warning(
+                "%s: skipped %s[%d]@%d: %r",
+                self.side.name,
+                record.topic,
+                record.partition,
+                record.offset,
+                error,
+            )
+        self.store.write(folded.rows, {self.side.events_topic: next_offset})
+        EVENTS_PROCESSED.labels(agent=self.side.name).inc(len(records))
+
+    async def fold_others(self, records: list[Any]) -> None:
+        """Fold records the tail read; those this writer folded already are skipped."""
+        async with self._lock:
+            if self.stopped or not self.caught_up:
+                return  # its next catch-up reads them
+            new = [r for r in records if r.offset >= self.store.offset(self.side.events_topic)]
+            if new:
+                self._fold(new, new[-1].offset + 1)
+
+    async def catch_up(self) -> None:
+        """Fold the partition's events from the store's offset to the log's end."""
+        started = time.monotonic()
+        topic = self.side.events_topic
+        tp = TopicPartition(topic, self.partition)
+        consumer: AIOKafkaConsumer = await started_consumer(group_id=None)
+        folded = 0
+        try:
+            consumer.assign([tp])
+            consumer.seek(tp, self.store.offset(topic))
+            end = (await consumer.end_offsets([tp]))[tp]
+            while await consumer.position(tp) < end:
+                batches = await consumer.getmany(tp, timeout_ms=200, max_records=5000)
+                records = [r for r in batches.get(tp, []) if r.offset >= self.store.offset(topic)]
+                position = await consumer.position(tp)
+                if records or position > self.store.offset(topic):
+                    self._fold(records, position)
+                    folded += len(records)
+        finally:
+            await consumer.stop()
+        if folded:
+            log.info(
+                "%s: partition %d folded %d events to offset %d in %.2fs",
+                self.side.name,
+                self.partition,
+                folded,
+                self.store.offset(topic),
+                time.monotonic() - started,
+            )
