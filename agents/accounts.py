@@ -1,12 +1,10 @@
-"""Account agents: the command handler (command side) and the projection (query side)."""
+"""Account agents: the command side (its agent and writers) and the projection (query side)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from agents.command_side import CommandSide
-from agents.commands import CommandHandler
-from agents.dead_letters import guarded
 from agents.folds import FoldRunner
 from agents.service import Service
 from app.main import app
@@ -19,15 +17,14 @@ app.service(account_side)  # type: ignore[arg-type]
 
 account_service = Service(
     name="accounts",
-    handler=CommandHandler(account_side),
+    side=account_side,
     commands=account_commands,
 )
 
 
 @app.agent(inputs(account_commands), name="accounts-service")
 async def run_accounts(stream: Any) -> None:
-    async for event in stream.events():
-        await guarded("accounts-service", event, account_service.process)
+    await account_service.run("accounts-service", stream)
 
 
 account_projection = FoldRunner(t.accounts_read_model, follows=account_commands)

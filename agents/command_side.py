@@ -133,14 +133,18 @@ class CommandSide(faust.Service):
     def owns(self, aggregate_id: str) -> bool:
         return partition_of(aggregate_id.encode()) in self.writers
 
-    async def decide(self, command: CommandEnvelope) -> CommandResult:
-        """The command's answer once its events (if any) are in the log; NotOwner if its
-        partition is not decided here."""
+    def submit(self, command: CommandEnvelope) -> asyncio.Future[CommandResult]:
+        """Queue the command behind those that arrived before it; the future is its answer
+        once its events (if any) are in the log. NotOwner if its partition is not
+        decided here."""
         partition = partition_of(command.aggregate_id.encode())
         writer = self.writers.get(partition)
         if writer is None:
             raise NotOwner(f"{self.name}: partition {partition} is not decided on this worker")
-        return await writer.submit(command)
+        return writer.submit(command)
+
+    async def decide(self, command: CommandEnvelope) -> CommandResult:
+        return await self.submit(command)
 
     async def on_stop(self) -> None:
         for partition in list(self.writers):

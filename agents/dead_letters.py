@@ -75,8 +75,15 @@ def _injected(agent: str) -> int:
 Handler = Callable[[str, bytes], Awaitable[Any]]
 
 
-async def guarded(agent: str, event: EventT, handle: Handler) -> None:
-    """Run `handle(topic, value)`; hold on system errors, dead-letter bad messages; never raise."""
+async def guarded(
+    agent: str,
+    event: EventT,
+    handle: Handler,
+    then: Callable[[EventT, Any], Awaitable[None]] | None = None,
+) -> Any:
+    """`handle(topic, value)`'s result; None if the message was dead-lettered or its
+    partition moved while held. Holds on system errors; never raises. Messages faust
+    skipped before this one are handled first, each result passed to `then`."""
     message = event.message
     fail_first = _injected(agent)
     attempt = 0
@@ -87,30 +94,33 @@ async def guarded(agent: str, event: EventT, handle: Handler) -> None:
                 skipped = await skipped_before(agent, message.tp, message.offset)
                 skipped_checked = True
                 for lost in skipped:  # each with the whole treatment, as its own message
-                    await guarded(agent, cast(EventT, lost), handle)
+                    done = await guarded(agent, cast(EventT, lost), handle, then)
+                    if then is not None and done is not None:
+                        await then(cast(EventT, lost), done)
             if attempt < fail_first:
                 raise InjectedFailure(f"injected failure {attempt + 1} of {fail_first}")
-            await handle(message.topic, event.value)
+            result = await handle(message.topic, event.value)
             stalls.cleared(agent)
-            return
+            return result
         except PERMANENT as error:
             await _bury(agent, event, error, attempt + 1)
-            return
+            return None
         except SYSTEM as error:
             stalls.failed(agent, error)
-            if not await _hold(agent, event, stalls.failures(agent)):
-                return
+            if not await hold(agent, event):
+                return None
         except Exception as error:
             attempt += 1
             if attempt >= MAX_ATTEMPTS:
                 await _bury(agent, event, error, attempt)
-                return
+                return None
             log.warning("%s: attempt %d failed (%r); retrying", agent, attempt, error)
             await asyncio.sleep(BACKOFF_SECONDS * 2 ** (attempt - 1))
 
 
-async def _hold(agent: str, event: EventT, failures: int) -> bool:
+async def hold(agent: str, event: EventT) -> bool:
     """Wait before the next try; False when the partition went to another worker."""
+    failures = stalls.failures(agent)
     if event.message.tp not in app.consumer.assignment():
         stalls.cleared(agent)
         log.warning("%s: %s moved to another worker while held", agent, event.message.tp)
@@ -121,7 +131,7 @@ async def _hold(agent: str, event: EventT, failures: int) -> bool:
 
 async def _bury(agent: str, event: EventT, error: BaseException, attempts: int) -> None:
     async def held() -> bool:
-        return await _hold(agent, event, stalls.failures(agent))
+        return await hold(agent, event)
 
     await bury(agent, event.message, error, attempts, held)
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from agents.command_side import CommandSide
-from agents.commands import CommandHandler
-from agents.dead_letters import guarded
 from agents.folds import FoldRunner
 from agents.service import Service
 from app.main import app
@@ -29,13 +27,13 @@ app.service(reservation_side)  # type: ignore[arg-type]
 
 stock_service = Service(
     name="stock",
-    handler=CommandHandler(stock_side),
+    side=stock_side,
     commands=stock_commands,
 )
 
 reservation_service = Service(
     name="reservations",
-    handler=CommandHandler(reservation_side),
+    side=reservation_side,
     reacts_to={name: reservations_inbound for name in order_events.topics},
     answers=(reservation_answers.get_topic_name(), reservations_answer),
     outbound=reservations_outbound,
@@ -46,14 +44,12 @@ reservation_service = Service(
 
 @app.agent(inputs(stock_commands), name="stock-service")
 async def run_stock(stream: Any) -> None:
-    async for event in stream.events():
-        await guarded("stock-service", event, stock_service.process)
+    await stock_service.run("stock-service", stream)
 
 
 @app.agent(inputs(order_events, reservation_answers), name="reservations-service")
 async def run_reservations(stream: Any) -> None:
-    async for event in stream.events():
-        await guarded("reservations-service", event, reservation_service.process)
+    await reservation_service.run("reservations-service", stream)
 
 
 stock_projection = FoldRunner(t.stock_read_model, follows=stock_commands)

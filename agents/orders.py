@@ -5,8 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from agents.command_side import CommandSide
-from agents.commands import CommandHandler
-from agents.dead_letters import guarded
 from agents.folds import FoldRunner
 from agents.service import Service
 from app.main import app
@@ -28,7 +26,7 @@ app.service(order_side)  # type: ignore[arg-type]
 
 order_service = Service(
     name="orders",
-    handler=CommandHandler(order_side),
+    side=order_side,
     commands=order_commands,
     reacts_to={
         name: orders_inbound
@@ -43,8 +41,7 @@ order_service = Service(
     name="orders-service",
 )
 async def run_orders(stream: Any) -> None:
-    async for event in stream.events():
-        await guarded("orders-service", event, order_service.process)
+    await order_service.run("orders-service", stream)
 
 
 def _folded(fold: BatchFold) -> FoldRunner:

@@ -5,8 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from agents.command_side import CommandSide
-from agents.commands import CommandHandler
-from agents.dead_letters import guarded
 from agents.service import Service
 from app.main import app
 from app.topics import account_commands, inputs, order_events, payment_answers, payment_events
@@ -18,7 +16,7 @@ app.service(payment_side)  # type: ignore[arg-type]
 
 payment_service = Service(
     name="payments",
-    handler=CommandHandler(payment_side),
+    side=payment_side,
     reacts_to={name: payments_inbound for name in order_events.topics},
     answers=(payment_answers.get_topic_name(), payments_answer),
     outbound=payments_outbound,
@@ -29,5 +27,4 @@ payment_service = Service(
 
 @app.agent(inputs(order_events, payment_answers), name="payments-service")
 async def run_payments(stream: Any) -> None:
-    async for event in stream.events():
-        await guarded("payments-service", event, payment_service.process)
+    await payment_service.run("payments-service", stream)

@@ -1,38 +1,54 @@
 """A service of the saga: one aggregate type, the facts it reacts to, the commands it sends.
 
 One agent per service reads all of the service's inputs as one stream (its own
-command topic, the event topics it reacts to, the answers to its commands), so
-the aggregate is changed by one loop at a time. For each message:
+command topic, the event topics it reacts to, the answers to its commands), in
+order. Each message is turned into a command (a client's or another service's
+command as it is, a fact by the service's policy) and queued at the command
+side, which decides what has queued in batches (agents/command_side.py); the
+agent goes on to the next message at once. When a command is answered:
 
-1. a command (from a client or another service) is applied and answered;
-   a fact is turned into a command by the service's policy and applied;
-2. the events the aggregate decided are turned into commands for other
-   services (outbound policy) and sent, keyed by the aggregate they address.
+1. the answer goes to the reply topic it names, if any;
+2. the events it decided are turned into commands for other services
+   (outbound policy) and sent, keyed by the aggregate they address;
+3. only then is the message acknowledged, so its offset can be committed.
 
-Step 2 also runs for a command that was already applied (its recorded events),
-so a crash between recording and sending loses nothing: receivers apply a
-repeated command once.
+A crash before step 3 redelivers the message: its command is answered from the
+log (appending nothing) and steps 1 and 2 run again; receivers apply a repeated
+command once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
-from faust.types import TopicT
+from faust.types import EventT, TopicT
 
-from agents.commands import CommandHandler
+from agents.command_side import CommandSide, NotOwner
+from agents.dead_letters import SYSTEM, bury, guarded, hold
 from app import faults
+from app.main import app
+from app.stalls import stalls
 from domain.saga import Dispatch
 from models.envelope import CommandEnvelope, CommandResult, EventEnvelope
 from models.upcasting import decode_event
 
 log = logging.getLogger(__name__)
 
+MAX_UNANSWERED = int(os.environ.get("SERVICE_MAX_UNANSWERED", "1000"))
+"""Messages an agent has queued whose commands are not answered yet: past it, it waits."""
+
 Inbound = Callable[[EventEnvelope], CommandEnvelope | None]
 Answer = Callable[[CommandResult], CommandEnvelope | None]
 Outbound = Callable[[EventEnvelope], list[Dispatch]]
+
+
+Queued = tuple[CommandEnvelope, "asyncio.Future[CommandResult]"]
+"""A message's command, and the future of its answer."""
 
 
 def _no_dispatch(event: EventEnvelope) -> list[Dispatch]:
@@ -42,7 +58,7 @@ def _no_dispatch(event: EventEnvelope) -> list[Dispatch]:
 @dataclass
 class Service:
     name: str
-    handler: CommandHandler
+    side: CommandSide
     commands: TopicT | None = None
     """Its own command topic (values are CommandEnvelope)."""
     reacts_to: Mapping[str, Inbound] = field(default_factory=dict)
@@ -54,28 +70,81 @@ class Service:
     """Dispatch target -> command topic."""
     answer_topics: Mapping[str, str] = field(default_factory=dict)
     """Dispatch reply name -> topic name where answers go."""
+    _reply_topics: dict[str, TopicT] = field(default_factory=dict)
 
-    async def process(self, topic: str, raw: bytes) -> CommandResult | None:
-        """Handle one message of any of the service's inputs."""
-        result: CommandResult | None
+    async def run(self, agent: str, stream: Any) -> None:
+        """The agent's loop: queue each message's command in order, finish each apart."""
+        room = asyncio.Semaphore(MAX_UNANSWERED)
+
+        async def finish_later(event: EventT, queued: Queued) -> None:
+            await room.acquire()
+            finishing = asyncio.ensure_future(self._finish(agent, event, *queued))
+            finishing.add_done_callback(lambda _: room.release())
+
+        async for event in stream.noack().events():  # acked by _finish
+            queued = await guarded(agent, event, self.submit, then=finish_later)
+            if queued is None:  # no command in it, or dead-lettered
+                event.ack()
+                continue
+            await finish_later(event, queued)
+
+    async def submit(self, topic: str, raw: bytes) -> Queued | None:
+        """Queue the command a message means (ValueError if undecodable; NotOwner if its
+        aggregate is not decided here)."""
+        command = self._command(topic, raw)
+        if command is None:
+            return None
+        return command, self.side.submit(command)
+
+    def _command(self, topic: str, raw: bytes) -> CommandEnvelope | None:
         if self.commands is not None and topic in self.commands.topics:
-            result = await self.handler.handle(raw)
-        else:
-            command = self._translate(topic, raw)
-            result = None if command is None else await self.handler.apply(command)
-        if result is not None and result.events:
-            await self._dispatch(result.events)
-        return result
-
-    def _translate(self, topic: str, raw: bytes) -> CommandEnvelope | None:
-        """The command a fact means for this aggregate (raises ValueError if undecodable)."""
+            return CommandEnvelope.model_validate_json(raw)
         if self.answers is not None and topic == self.answers[0]:
             return self.answers[1](CommandResult.model_validate_json(raw))
         return self.reacts_to[topic](decode_event(raw))
 
+    async def _finish(
+        self,
+        agent: str,
+        event: EventT,
+        command: CommandEnvelope,
+        answer: asyncio.Future[CommandResult],
+    ) -> None:
+        try:
+            result = await answer
+        except NotOwner:
+            return  # the partition moved: its new owner gets the message again
+        while True:
+            try:
+                if command.reply_to:
+                    await self._reply(command.reply_to, command.correlation_id, result)
+                if result.events:
+                    await self._dispatch(result.events)
+                break
+            except SYSTEM as error:
+                stalls.failed(agent, error)
+                if not await hold(agent, event):
+                    return
+            except Exception as error:  # a policy that fails on this answer: a bug
+                if not await bury(agent, event.message, error, 1, lambda: hold(agent, event)):
+                    return
+                break
+        stalls.cleared(agent)
+        event.ack()
+
+    async def _reply(self, reply_to: str, key: str, result: CommandResult) -> None:
+        """Keyed by the correlation id: a saga's answers land in its order's partition."""
+        await faults.reached("reply")
+        topic = self._reply_topics.get(reply_to)
+        if topic is None:
+            topic = self._reply_topics[reply_to] = app.topic(
+                reply_to, key_serializer="raw", value_serializer="raw"
+            )
+        await topic.send(key=key, value=result.model_dump_json().encode())
+
     async def _dispatch(self, events: list[EventEnvelope]) -> None:
-        # not awaited: faust flushes the producer before committing the input's offset,
-        # and a redelivered input dispatches the same commands (same ids) again
+        # handed to the producer, not awaited: faust flushes it before committing an
+        # offset, and a redelivered message dispatches the same commands (same ids)
         for event in events:
             for dispatch in self.outbound(event):
                 await faults.reached("dispatch")

@@ -5,8 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from agents.command_side import CommandSide
-from agents.commands import CommandHandler
-from agents.dead_letters import guarded
 from agents.service import Service
 from app.main import app
 from app.topics import inputs, order_events, shipment_events
@@ -18,12 +16,11 @@ app.service(shipping_side)  # type: ignore[arg-type]
 
 shipping_service = Service(
     name="shipping",
-    handler=CommandHandler(shipping_side),
+    side=shipping_side,
     reacts_to={name: shipping_inbound for name in order_events.topics},
 )
 
 
 @app.agent(inputs(order_events), name="shipping-service")
 async def run_shipping(stream: Any) -> None:
-    async for event in stream.events():
-        await guarded("shipping-service", event, shipping_service.process)
+    await shipping_service.run("shipping-service", stream)

@@ -446,7 +446,7 @@ FOLD_FRAMES = {"fold", "StateFold.fold"}
 """py-spy's name for the projection's fold (with or without its class)."""
 
 
-def summarize_profile(path: Path, top: int = 14) -> None:
+def summarize_profile(path: Path, top: int = 14, phase: str = "the projection") -> None:
     """Where the worker's samples went, from py-spy's collapsed stacks."""
     if not path.exists():
         print(f"(no profile written to {path})")
@@ -474,11 +474,11 @@ def summarize_profile(path: Path, top: int = 14) -> None:
         if folds:
             i = folds[0]
             handler[" > ".join(names[i + 1 : i + 4]) or names[i]] += n
-    print(f"\nworker profile during the projection: {total} py-spy samples ({path})")
+    print(f"\nworker profile during {phase}: {total} py-spy samples ({path})")
     print("  what the main event loop ran (callback > 2 frames below it):")
     for name, n in callbacks.most_common(top):
         print(f"    {100 * n / total:5.1f}%  {name}")
-    print("  inside the fold (AccountsFold.fold > ...):")
+    print("  inside the folds (StateFold.fold > ...):")
     for name, n in handler.most_common(top):
         print(f"    {100 * n / total:5.1f}%  {name}")
     print("  top self time:")

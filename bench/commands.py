@@ -1,9 +1,11 @@
 """The write side: command latency at fixed arrival rates, saturation, and overload.
 
     python -m bench.commands [--rates 50,200] [--seconds 20] [--accounts 200]
-                             [--clients 64] [--profile FILE]
+                             [--clients 64] [--workers 1] [--profile FILE]
 
-In one run, on one isolated copy of the system (one real `faust worker`):
+In one run, on one isolated copy of the system (real `faust worker`s; every
+request goes to the first; with `--workers 2` the commands of the partitions
+the other owns go through the command topic and come back on the reply topic):
 
 1. the peer: a plain aiokafka producer (acks=all, the same broker) appending
    one record per arrival at each fixed rate (open loop: arrivals do not wait
@@ -40,6 +42,7 @@ from pathlib import Path
 import aiohttp
 import httpx
 from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bench.accounts import (
     BROKER_WAIT,
@@ -54,9 +57,10 @@ from bench.accounts import (
     wait_for_broker,
 )
 from models.envelope import EventEnvelope
-from tests.system import System, Worker, bootstrap_servers
+from tests.system import System, Worker, bootstrap_servers, read_values
 
 AMOUNT = "1.00"
+PARTITIONS = 8
 
 
 @dataclass
@@ -162,6 +166,12 @@ def appends(producer: AIOKafkaProducer, topic: str) -> Send:
 
 
 async def peer(bootstrap: str, topic: str, rates: list[float], args: argparse.Namespace) -> Run:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:  # like the event topics: 8 partitions
+        await admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
+    finally:
+        await admin.close()
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
     await producer.start()
     try:
@@ -218,12 +228,12 @@ async def main_async(args: argparse.Namespace, system: System, worker: Worker) -
         print(f"\n== saturation: {args.clients} clients, closed loop")
         pid = worker.process.pid if worker.process else 0
         spy = start_profile(pid, args.profile) if args.profile else None
-        cpu_before = cpu_seconds(pid)
+        cpu_before, mine_before = cpu_seconds(pid), time.process_time()
         batches_before = await metric_sum(worker.url, "shop_command_batch_size")
         saturated = await closed_loop(
             f"{args.clients} clients", args.clients, args.seconds, send, "201"
         )
-        cpu = cpu_seconds(pid) - cpu_before
+        cpu, mine = cpu_seconds(pid) - cpu_before, time.process_time() - mine_before
         batches_after = await metric_sum(worker.url, "shop_command_batch_size")
         stop_profile(spy)
         saturated.report()
@@ -233,14 +243,17 @@ async def main_async(args: argparse.Namespace, system: System, worker: Worker) -
         batches = batches_after[1] - batches_before[1]
         per_command = cpu / max(1, saturated.statuses["201"]) * 1e6
         line("worker CPU", f"{per_command:,.0f} us per command", f"{cpu:.1f}s over the phase")
+        line("this client's CPU", f"{mine:.1f}s over the phase", "(the same 2 cores)")
         if batches:
             line("group commit", f"{commands_in / batches:.1f} commands per batch", "mean")
 
         overload_rate = 2 * saturation
         print(f"\n== overload: open loop at twice saturation ({overload_rate:,.0f}/s)")
+        cpu_before, mine_before = cpu_seconds(pid), time.process_time()
         overload = await open_loop(
             f"deposit {overload_rate:.0f}/s", overload_rate, args.seconds, send, "201"
         )
+        cpu, mine = cpu_seconds(pid) - cpu_before, time.process_time() - mine_before
         overload.report()
         accepted += overload.statuses["201"]
         refused = overload.statuses["503"]
@@ -248,16 +261,17 @@ async def main_async(args: argparse.Namespace, system: System, worker: Worker) -
         goodput = overload.good_per_second / saturation if saturation else 0.0
         line("goodput", f"{goodput:.0%} of saturation", f"{refused} refused at once (503)")
         line("longest answer", f"{overload.slowest_ms:,.0f} ms", f"{timed_out} timed out (504)")
+        line("CPU over the phase", f"worker {cpu:.1f}s", f"this client {mine:.1f}s")
 
     print("\n== ratios (one run)")
     line("saturation", f"{saturation / raw.good_per_second:.2f} x raw appends", "commands/appends")
     print("\n== the check: answers against the log")
-    deposited = count_deposits(system)
+    deposited = await count_deposits(system)
     line("201 answers", f"{accepted:,}", f"MoneyDeposited in the log: {deposited:,}")
     if deposited != accepted:
         raise SystemExit(f"the log holds {deposited} deposits, {accepted} were answered 201")
     if args.profile:
-        summarize_profile(args.profile)
+        summarize_profile(args.profile, phase="the saturation phase")
 
 
 async def open_accounts(session: aiohttp.ClientSession, url: str, ids: list[str]) -> None:
@@ -274,11 +288,10 @@ async def open_accounts(session: aiohttp.ClientSession, url: str, ids: list[str]
     await asyncio.gather(*(one(account) for account in ids))
 
 
-def count_deposits(system: System) -> int:
+async def count_deposits(system: System) -> int:
+    values = await read_values(system.bootstrap, system.topic("accounts.events"), PARTITIONS)
     return sum(
-        1
-        for raw in system.read_topic("accounts.events")
-        if EventEnvelope.model_validate_json(raw).event_type == "MoneyDeposited"
+        1 for raw in values if EventEnvelope.model_validate_json(raw).event_type == "MoneyDeposited"
     )
 
 
@@ -293,12 +306,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each phase")
     parser.add_argument("--accounts", type=int, default=200)
     parser.add_argument("--clients", type=int, default=64, help="closed-loop clients")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="workers; requests all go to the first"
+    )
     parser.add_argument("--profile", type=Path, default=None, help="py-spy the saturation phase")
     args = parser.parse_args()
     machine_facts(args)
     print(
         f"settings: rates {args.rates}/s, {args.seconds:.0f} s a phase, {args.accounts} "
-        f"accounts, {args.clients} closed-loop clients; 1 worker, 8 partitions"
+        f"accounts, {args.clients} closed-loop clients; {args.workers} worker(s), 8 partitions"
     )
     signal.signal(signal.SIGTERM, _interrupt)
     wait_for_broker(bootstrap_servers(), BROKER_WAIT)
@@ -307,6 +323,10 @@ def main() -> None:
         print(f"namespace: {system.id}, broker {system.bootstrap}")
         try:
             worker = system.worker().wait_ready(timeout=180)
+            others = [system.worker() for _ in range(args.workers - 1)]
+            for other in others:  # the others own part of the partitions: their commands
+                other.wait_ready(timeout=180)  # go through the command and reply topics
+            worker.wait_ready(timeout=180)
             asyncio.run(main_async(args, system, worker))
         finally:
             for w in system.workers:

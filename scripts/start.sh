@@ -87,7 +87,7 @@ for port in "$port_1" "$port_2"; do
     exit 1
   fi
 done
-# Tables in RocksDB belong to one broker's changelogs: another broker gets its own data dir.
+# Stores in RocksDB hold one broker's offsets: another broker gets its own data dir.
 data_root=".data"
 if [[ "$bootstrap" != "127.0.0.1:9092" ]]; then
   data_root=".data/broker-${first//[^A-Za-z0-9.-]/-}"
