@@ -215,6 +215,7 @@ class PartitionWriter:
         self.queue: list[Pending] = []
         self.caught_up = False
         self.stopped = False
+        self._writing = False
         self.rejected: OrderedDict[CommandKey, Answered] = OrderedDict()
         self._arrived = asyncio.Event()
         self._lock = asyncio.Lock()
@@ -231,11 +232,14 @@ class PartitionWriter:
         return answer
 
     async def stop(self) -> None:
-        """After the batch in flight: what waits is answered NotOwner (its sender retries,
-        or the new owner gets it from the command topic)."""
-        async with self._lock:
-            self.stopped = True
-            if self._task is not None:
+        """After the batch in flight, if any (a catch-up stops at once: each of its writes
+        is whole); what waits is answered NotOwner (its sender retries, or the new owner
+        gets it from the command topic)."""
+        self.stopped = True
+        if self._task is not None:
+            if not self._writing:
+                self._task.cancel()
+            async with self._lock:
                 self._task.cancel()
         moved = NotOwner(f"{self.side.name}: partition {self.partition} moved")
         for pending in self.queue:
@@ -257,7 +261,11 @@ class PartitionWriter:
                 while self.queue:
                     batch = self.queue[:MAX_BATCH]
                     async with self._lock:
-                        await self._write(batch)
+                        self._writing = True
+                        try:
+                            await self._write(batch)
+                        finally:
+                            self._writing = False
                     del self.queue[: len(batch)]  # only now: a failed batch is decided again
                 failures = 0
                 stalls.cleared(self.side.name)

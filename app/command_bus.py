@@ -108,6 +108,16 @@ class CommandBus(faust.Service):
         if future is not None and not future.done():
             future.set_result(result)
 
+    def in_flight(self) -> int:
+        """Commands this worker waits on now (sent to their owner, or deciding here)."""
+        return len(self._pending) + self._deciding_here
+
+    def check_room(self) -> None:
+        """Overloaded when `max_in_flight` commands already wait: checked before a request's
+        body is even read, so refusing costs little."""
+        if self.in_flight() >= self.max_in_flight:
+            raise Overloaded(f"{self.in_flight()} commands in flight on this worker")
+
     async def send(
         self, topic: TopicT, command: CommandEnvelope, wait: float | None = None
     ) -> CommandResult:
@@ -118,7 +128,7 @@ class CommandBus(faust.Service):
         timeout for work that is then applied anyway. A retry of a command that is
         in flight joins it.
         """
-        in_flight = len(self._pending) + self._deciding_here
+        in_flight = self.in_flight()
         local = self.local.get(topic.get_topic_name())
         if local is not None and local.owns(command.aggregate_id):
             if in_flight >= self.max_in_flight:

@@ -26,6 +26,7 @@ from tables.state_fold import read_history
 from web.http import (
     HttpError,
     StateRows,
+    admit_command,
     check_id,
     execute,
     handles_errors,
@@ -34,7 +35,6 @@ from web.http import (
     owner_route,
     read_at_least,
     read_body,
-    require_token,
     result_response,
     store_of,
     validation_error,
@@ -45,7 +45,7 @@ from web.http import (
 class OpenAccountView(View):
     @handles_errors
     async def post(self, request: Request) -> Response:
-        require_token(request)
+        admit_command(request)
         body = await read_body(request, OpenAccountRequest)
         payload = OpenAccount(owner=body.owner)
         cmd = new_command(request, body.account_id, payload, body.expected_version)
@@ -58,7 +58,7 @@ class _AmountView(View):
 
     @handles_errors
     async def post(self, request: Request, account_id: str) -> Response:
-        require_token(request)
+        admit_command(request)
         check_id(account_id, "account_id")
         body = await read_body(request, AmountRequest)
         payload = self.payload_type(amount=body.amount, reference=body.reference)

@@ -132,6 +132,27 @@ def require_token(request: Request) -> None:
         raise error
 
 
+def admit_command(request: Request) -> None:
+    """A command's request: authorized (`require_token`), and refused at once with 503
+    and Retry-After, before its body is read, when this worker is at capacity."""
+    require_token(request)
+    try:
+        command_bus.check_room()
+    except Overloaded as overloaded:
+        raise at_capacity(overloaded) from None
+
+
+def at_capacity(overloaded: Overloaded, **facts: Any) -> HttpError:
+    error = HttpError(
+        503,
+        "overloaded",
+        f"this worker is at capacity ({overloaded}); the command was not sent: retry",
+        **facts,
+    )
+    error.headers["Retry-After"] = "1"
+    return error
+
+
 def idempotency_key(request: Request) -> str | None:
     key = request.headers.get("Idempotency-Key")
     if key is not None and not _KEY.match(key):
@@ -164,14 +185,7 @@ async def execute(topic: Any, command: CommandEnvelope) -> CommandResult:
     try:
         return await command_bus.send(topic, command)
     except Overloaded as overloaded:
-        error = HttpError(
-            503,
-            "overloaded",
-            f"this worker is at capacity ({overloaded}); the command was not sent: retry",
-            command_id=command.command_id,
-        )
-        error.headers["Retry-After"] = "1"
-        raise error from None
+        raise at_capacity(overloaded, command_id=command.command_id) from None
     except CommandTimeout:
         error = HttpError(
             504,

@@ -12,6 +12,7 @@ from tables.owners import owners
 from web.http import (
     HttpError,
     StateRows,
+    admit_command,
     check_id,
     execute,
     handles_errors,
@@ -20,7 +21,6 @@ from web.http import (
     owner_route,
     read_at_least,
     read_body,
-    require_token,
     result_response,
 )
 
@@ -29,7 +29,7 @@ from web.http import (
 class AddStockView(View):
     @handles_errors
     async def post(self, request: Request, sku: str) -> Response:
-        require_token(request)
+        admit_command(request)
         check_id(sku, "sku")
         body = await read_body(request, AddStockRequest)
         cmd = new_command(request, sku, AddStock(quantity=body.quantity), body.expected_version)
