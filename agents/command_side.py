@@ -127,8 +127,9 @@ class CommandSide(faust.Service):
         return Path(app.conf.datadir) / "commands" / self.decider.aggregate_type / f"p{partition}"
 
     def catching_up(self) -> list[int]:
-        """Partitions decided here that have not folded their log to its end yet."""
-        return sorted(p for p, writer in self.writers.items() if not writer.caught_up)
+        """Partitions decided here that have not folded their log to its end since they
+        were assigned (a writer folding again after a system error is stalled, not new)."""
+        return sorted(p for p, writer in self.writers.items() if not writer.reached_end_once)
 
     def owns(self, aggregate_id: str) -> bool:
         return partition_of(aggregate_id.encode()) in self.writers
@@ -214,6 +215,9 @@ class PartitionWriter:
         self.store = store
         self.queue: list[Pending] = []
         self.caught_up = False
+        """Folded to the log's end: False again after a system error (what reached the
+        log is unknown until it is folded again)."""
+        self.reached_end_once = False
         self.stopped = False
         self._writing = False
         self.rejected: OrderedDict[CommandKey, Answered] = OrderedDict()
@@ -255,7 +259,7 @@ class PartitionWriter:
                 if not self.caught_up:
                     async with self._lock:
                         await self.catch_up()
-                    self.caught_up = True
+                    self.caught_up = self.reached_end_once = True
                 await self._arrived.wait()
                 self._arrived.clear()
                 while self.queue:
