@@ -55,6 +55,10 @@ FOLDS: dict[str, FoldRunner] = {}
 """Every fold of this worker by name (rebuilds and /ops find them here)."""
 
 
+class AlreadyRebuilding(RuntimeError):
+    """A request for a partition whose rebuild is running (a re-sent request)."""
+
+
 class NotHere(Exception):
     """The key's partition is not folded on this worker (yet): ask again shortly."""
 
@@ -363,7 +367,7 @@ class FoldRunner(faust.Service):
         if partition not in self.folding:
             raise RuntimeError(f"partition {partition} is not folded here; run again")
         if partition in self._rebuilding:
-            raise RuntimeError(f"partition {partition} is being rebuilt already")
+            raise AlreadyRebuilding(f"partition {partition} is being rebuilt already")
         self._rebuilding.add(partition)
         try:
             return await self._rebuild(partition, report)

@@ -17,7 +17,7 @@ from typing import Any
 
 from agents.accounts import account_projection
 from agents.analytics import analytics_windows
-from agents.folds import FoldRunner, Rebuilt
+from agents.folds import AlreadyRebuilding, FoldRunner, Rebuilt
 from agents.inventory import stock_projection
 from agents.orders import orders_projection, orders_timeline
 from app.main import app
@@ -61,6 +61,8 @@ async def rebuild_partition(request: RebuildRequest, partition: int) -> None:
         if runner is None:
             raise ValueError(f"no read model {request.read_model!r}: {sorted(READ_MODELS)}")
         await rebuild_fold(runner, partition, progress)
+    except AlreadyRebuilding:
+        return  # a re-sent request: the running rebuild reports
     except Exception as exc:  # reported to the operator, who can run it again
         log.exception("rebuild %s of partition %d failed", request.rebuild_id, partition)
         progress.phase = "failed"

@@ -44,6 +44,11 @@ def bar(reports: dict[int, RebuildProgress], partitions: int) -> str:
     )
 
 
+RESEND_AFTER = 15.0
+"""Seconds without a report after which a partition's request is sent again: a rebalance
+cancels a running rebuild, and a request that is running already is ignored."""
+
+
 async def rebuild(
     read_model: str, wait_seconds: float, out: Any = sys.stderr
 ) -> tuple[dict[int, RebuildProgress], float]:
@@ -63,11 +68,12 @@ async def rebuild(
         partitions = sorted(await producer.partitions_for(requests_topic))
         if read_model in ONE_PARTITION:
             partitions = [0]
-        request = RebuildRequest(rebuild_id=rebuild_id, read_model=read_model)
+        request = RebuildRequest(rebuild_id=rebuild_id, read_model=read_model).model_dump_json()
+        heard: dict[int, float] = {}
+        """Partition -> when its request was sent or it last reported."""
         for partition in partitions:
-            await producer.send_and_wait(
-                requests_topic, request.model_dump_json().encode(), partition=partition
-            )
+            await producer.send_and_wait(requests_topic, request.encode(), partition=partition)
+            heard[partition] = time.monotonic()
         print(f"rebuild {rebuild_id} of {read_model}: {len(partitions)} partitions", file=out)
         requested = time.monotonic()
         reports: dict[int, RebuildProgress] = {}
@@ -80,6 +86,14 @@ async def rebuild(
                 report = RebuildProgress.model_validate_json(record.value or b"{}")
                 if report.rebuild_id == rebuild_id:
                     reports[report.partition] = report
+                    heard[report.partition] = time.monotonic()
+            for partition in partitions:  # a rebalance cancelled it: ask its new owner
+                done = partition in reports and reports[partition].phase != "replaying"
+                if not done and time.monotonic() - heard[partition] > RESEND_AFTER:
+                    await producer.send_and_wait(
+                        requests_topic, request.encode(), partition=partition
+                    )
+                    heard[partition] = time.monotonic()
             if tty or time.monotonic() - last_line > 2:
                 last_line = time.monotonic()
                 print(
