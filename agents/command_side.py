@@ -30,26 +30,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.types import TP, TopicT
 
 from agents.dead_letters import SYSTEM
-from agents.folds import partition_of, started_consumer
+from agents.folds import partition_of
+from agents.follower import follower, started_consumer
 from app import faults
 from app.command_bus import command_bus
 from app.main import app
 from app.metrics import COMMAND_BATCH_SIZE, EVENTS_PROCESSED, STORES
+from app.settings import settings
 from app.stalls import stalls
 from domain.decider import Decider
-from models.envelope import CommandEnvelope, CommandResult, utc_now
+from models.envelope import CommandEnvelope, CommandResult, EventEnvelope, utc_now
 from tables.command_log import (
     Answered,
     Append,
@@ -63,8 +65,6 @@ from tables.partition_store import PartitionStore
 
 log = logging.getLogger(__name__)
 
-MAX_BATCH = int(os.environ.get("COMMAND_MAX_BATCH", "500"))
-"""Most commands decided and appended together."""
 REMEMBERED_REJECTIONS = 10_000
 """Rejections each partition's writer remembers (a retry gets the same answer)."""
 MAX_RACES = 5
@@ -75,6 +75,14 @@ MAX_BACKOFF_SECONDS = 5.0
 
 SIDES: dict[str, CommandSide] = {}
 """Every command side of this worker by name (readiness and /ops find them here)."""
+
+
+class Watcher(Protocol):
+    """Follows what a side's writers on this worker decide (bounds, gauges)."""
+
+    def appended(self, partition: int, events: Sequence[EventEnvelope]) -> None: ...
+
+    def released(self, partition: int) -> None: ...
 
 
 class NotOwner(ConnectionError):
@@ -117,8 +125,11 @@ class CommandSide(faust.Service):
         self.events_topic = events.get_topic_name()
         self.fold = CommandLogFold(self.name, self.events_topic, decider)
         self.writers: dict[int, PartitionWriter] = {}
+        self.watchers: list[Watcher] = []
+        """Told what this worker's writers append and when a partition leaves."""
         command_bus.local[self.follows] = self  # its HTTP commands come straight here
         SIDES[self.name] = self
+        follower.subscribe(self)
         STORES[self.name] = lambda: {p: w.store for p, w in self.writers.items()}
         app.on_partitions_revoked.connect(cast(Any, self._on_revoked))
         app.on_partitions_assigned.connect(cast(Any, self._on_assigned))
@@ -151,42 +162,24 @@ class CommandSide(faust.Service):
         for partition in list(self.writers):
             await self.writers.pop(partition).stop()
 
-    @faust.Service.task
-    async def _tailing(self) -> None:
-        """Fold what others append to the event topic as it arrives (each writer folds its
-        own appends at once; the tail skips those by offset)."""
-        consumer = await started_consumer(group_id=None)
-        following: dict[int, PartitionWriter] = {}
-        try:
-            while not self.should_stop:
-                try:
-                    following = self._follow(consumer, following)
-                    if not following:
-                        await asyncio.sleep(0.1)
-                        continue
-                    batches = await consumer.getmany(timeout_ms=200, max_records=2000)
-                    for tp, records in batches.items():
-                        writer = following.get(tp.partition)
-                        if writer is not None and records:
-                            await writer.fold_others(records)
-                except SYSTEM as error:
-                    log.warning("%s: tail: %r", self.name, error)
-                    following = {}  # assigned and sought afresh
-                    await asyncio.sleep(1.0)
-        finally:
-            await consumer.stop()
+    # --- the tail: what others append, handed by the worker's follower ------------
 
-    def _follow(
-        self, consumer: AIOKafkaConsumer, following: dict[int, PartitionWriter]
-    ) -> dict[int, PartitionWriter]:
-        """Read the partitions whose writers have caught up, from where their stores end."""
-        live = {p: w for p, w in self.writers.items() if w.caught_up and not w.stopped}
-        if live != following:
-            consumer.assign([TopicPartition(self.events_topic, p) for p in live])
-            for partition, writer in live.items():
-                tp = TopicPartition(self.events_topic, partition)
-                consumer.seek(tp, writer.store.offset(self.events_topic))
-        return live
+    def wanted(self) -> dict[TopicPartition, int]:
+        """The partitions whose writers have caught up, from where their stores end."""
+        return {
+            TopicPartition(self.events_topic, p): w.store.offset(self.events_topic)
+            for p, w in self.writers.items()
+            if w.caught_up and not w.stopped
+        }
+
+    async def take(self, records: Mapping[TopicPartition, Sequence[Any]]) -> None:
+        """Fold what others appended (each writer folds its own appends at once; those
+        are behind its store's offset and skipped). A writer in the middle of a batch is
+        left alone: its offset stays behind, so the follower hands them again."""
+        for tp, new in records.items():
+            writer = self.writers.get(tp.partition)
+            if writer is not None and new and not writer.busy:
+                await writer.fold_others(list(new))
 
     def _mine(self, tps: set[TP]) -> set[int]:
         return {tp.partition for tp in tps if tp.topic == self.follows}
@@ -251,6 +244,8 @@ class PartitionWriter:
                 pending.answer.set_exception(moved)
         self.queue.clear()
         self.store.close()
+        for watcher in self.side.watchers:
+            watcher.released(self.partition)
 
     async def _run(self) -> None:
         failures = 0
@@ -263,7 +258,7 @@ class PartitionWriter:
                 await self._arrived.wait()
                 self._arrived.clear()
                 while self.queue:
-                    batch = self.queue[:MAX_BATCH]
+                    batch = self.queue[: settings.command_max_batch]
                     async with self._lock:
                         self._writing = True
                         try:
@@ -295,6 +290,9 @@ class PartitionWriter:
         else:
             raise NotOwner(f"{self.side.name}: partition {self.partition} has another writer")
         COMMAND_BATCH_SIZE.labels(side=self.side.name).observe(len(batch))
+        events = [event for append in decided.appends for event in append.result.events]
+        for watcher in self.side.watchers:
+            watcher.appended(self.partition, events)
         self.rejected.update(decided.rejections)
         while len(self.rejected) > REMEMBERED_REJECTIONS:
             self.rejected.popitem(last=False)
@@ -363,6 +361,11 @@ class PartitionWriter:
             )
         self.store.write(folded.rows, {self.side.events_topic: next_offset})
         EVENTS_PROCESSED.labels(agent=self.side.name).inc(len(records))
+
+    @property
+    def busy(self) -> bool:
+        """Deciding, appending or folding a batch now."""
+        return self._lock.locked()
 
     async def fold_others(self, records: list[Any]) -> None:
         """Fold records the tail read; those this writer folded already are skipped."""

@@ -2,7 +2,8 @@
 
 A worker folds partition p of a fold's topics while it owns partition p of the
 topic the fold follows (a command topic: same key, so same partition number),
-following faust's assignment. Per partition, a batch is what `getmany` returned
+following faust's assignment. The worker's one trailing consumer (agents/follower.py)
+reads the records; per partition, a batch is what one of its rounds read
 (bounded by FOLD_MAX_BATCH): folded in memory by a pure `BatchFold` (tables/),
 its messages for other views sent and its bad records dead-lettered (both acked
 first), then its rows and each topic's next offset written in one RocksDB
@@ -17,10 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import shutil
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -32,8 +32,8 @@ from aiokafka.partitioner import murmur2
 from faust.types import TP, TopicT
 
 from agents.dead_letters import SYSTEM, bury
+from agents.follower import FETCH_WAIT_MS, follower, started_consumer
 from app import faults
-from app.kafka_clients import client_options
 from app.main import app
 from app.metrics import EVENTS_PROCESSED, FOLD_BATCH_SECONDS, FOLD_LAG, STORES
 from app.settings import settings
@@ -43,10 +43,6 @@ from tables.read_models import BatchFold, LogRecord, Output
 
 log = logging.getLogger(__name__)
 
-MAX_BATCH = int(os.environ.get("FOLD_MAX_BATCH", "5000"))
-"""Most records folded in one batch (one getmany; one write per partition)."""
-FETCH_WAIT_MS = 100
-"""Longest a getmany waits for records when none have arrived."""
 REPORT_EVERY = 1.0
 """Seconds between progress commits and lag gauges."""
 MAX_BACKOFF_SECONDS = 5.0
@@ -110,6 +106,7 @@ class FoldRunner(faust.Service):
         self._revoking = False
         self._rebuilding: set[int] = set()
         self._consumer: AIOKafkaConsumer | None = None
+        self._failures = 0
         self._reported: dict[TopicPartition, int] = {}
         self._last_report = 0.0
         FOLDS[fold.name] = self
@@ -151,19 +148,18 @@ class FoldRunner(faust.Service):
     # --- lifecycle ---------------------------------------------------------------
 
     async def on_start(self) -> None:
-        consumer = await started_consumer(group_id=f"{app.conf.id}-folds")
+        consumer = await follower.ready_consumer()
         async with self._lock:  # partitions may have been assigned already
             if self.outputs_only:
                 for partition, store in self.stores.items():
                     await self._catch_up_with_progress(consumer, store, partition)
             self._consumer = consumer
-            self._assign()
+        follower.subscribe(self)
 
     async def on_stop(self) -> None:
         async with self._lock:
             await self._report(force=True)
-            if self._consumer is not None:
-                await self._consumer.stop()
+            self._consumer = None
             for store in self.stores.values():
                 store.close()
             self.stores.clear()
@@ -185,7 +181,6 @@ class FoldRunner(faust.Service):
                 await self._report(force=True)
                 self.folding -= mine
                 self.caught_up -= mine
-                self._assign()
         finally:
             self._revoking = False
 
@@ -200,7 +195,6 @@ class FoldRunner(faust.Service):
                     await self._catch_up_with_progress(self._consumer, store, partition)
             self.folding = mine
             self.caught_up &= mine
-            self._assign()
         log.info("%s: folding partitions %s", self.fold.name, sorted(mine))
 
     async def _catch_up_with_progress(
@@ -228,37 +222,33 @@ class FoldRunner(faust.Service):
                 "%s: partition %d resumes from its progress %s", self.fold.name, partition, ahead
             )
 
-    def _assign(self) -> None:
-        """Read exactly the partitions folded here, each from its stored offset."""
+    # --- the loop: the follower hands each round's records -----------------------
+
+    def wanted(self) -> dict[TopicPartition, int]:
+        """Partitions folded here, each from its stored offset (none while revoking)."""
         if self._consumer is None:
-            return
-        tps = [TopicPartition(t, p) for p in sorted(self.folding) for t in self.topics]
-        self._consumer.assign(tps)
-        for tp in tps:
-            self._consumer.seek(tp, self.stores[tp.partition].offset(tp.topic))
+            return {}
+        return {
+            TopicPartition(t, p): self.stores[p].offset(t)
+            for p in sorted(self.folding)
+            for t in self.topics
+        }
 
-    # --- the loop ----------------------------------------------------------------
-
-    @faust.Service.task
-    async def _folding(self) -> None:
-        failures = 0
-        while not self.should_stop:
-            if self._consumer is None or not self.folding:
-                await asyncio.sleep(0.05)
-                continue
-            try:
-                async with self._lock:
-                    await self._fold_what_arrived(self._consumer)
-                failures = 0
-                stalls.cleared(self.fold.name)
-                self._note_caught_up()
-                await self._report()
-            except SYSTEM as error:
-                failures += 1
-                stalls.failed(self.fold.name, error)
-                async with self._lock:
-                    self._assign()  # back to the stored offsets
-                await asyncio.sleep(min(MAX_BACKOFF_SECONDS, 0.2 * 2 ** min(failures, 5)))
+    async def take(self, records: Mapping[TopicPartition, Sequence[Any]]) -> None:
+        """Fold a round's records; a system error is noted, backed off, and re-raised:
+        the follower seeks back to the stored offsets."""
+        try:
+            async with self._lock:
+                await self._fold_what_arrived(records)
+            self._failures = 0
+            stalls.cleared(self.fold.name)
+            self._note_caught_up()
+            await self._report()
+        except SYSTEM as error:
+            self._failures += 1
+            stalls.failed(self.fold.name, error)
+            await asyncio.sleep(min(MAX_BACKOFF_SECONDS, 0.2 * 2 ** min(self._failures, 5)))
+            raise
 
     def _note_caught_up(self) -> None:
         for partition in self.folding - self.caught_up:
@@ -270,13 +260,12 @@ class FoldRunner(faust.Service):
             ):
                 self.caught_up.add(partition)
 
-    async def _fold_what_arrived(self, consumer: AIOKafkaConsumer) -> None:
-        batches = await consumer.getmany(timeout_ms=FETCH_WAIT_MS, max_records=MAX_BATCH)
+    async def _fold_what_arrived(self, batches: Mapping[TopicPartition, Sequence[Any]]) -> None:
         by_partition: dict[int, list[Any]] = {}
         for tp, records in batches.items():
             if tp.partition in self.folding:
                 store = self.stores[tp.partition]
-                new = [r for r in records if r.offset >= store.offset(tp.topic)]  # raced a seek
+                new = [r for r in records if r.offset >= store.offset(tp.topic)]  # raced a switch
                 by_partition.setdefault(tp.partition, []).extend(new)
         for partition, records in by_partition.items():
             if records:
@@ -349,9 +338,7 @@ class FoldRunner(faust.Service):
             log.debug("%s: progress commit failed: %r", self.fold.name, error)
 
     def _highwater(self, topic: str, partition: int) -> int | None:
-        if self._consumer is None:
-            return None
-        return self._consumer.highwater(TopicPartition(topic, partition))
+        return follower.highwater(TopicPartition(topic, partition))
 
     # --- rebuild -----------------------------------------------------------------
 
@@ -397,7 +384,6 @@ class FoldRunner(faust.Service):
                     await self._rebuild_batch(consumer, partition, fresh, counts, report)
                 counts.written, counts.deleted, counts.unchanged = _differences(live, fresh)
                 self.stores[partition] = _replace(live, fresh)
-                self._assign()
         except BaseException:
             fresh.destroy()
             raise
@@ -416,7 +402,9 @@ class FoldRunner(faust.Service):
         counts: Rebuilt,
         report: Callable[[Rebuilt, int], Awaitable[None]],
     ) -> None:
-        batches = await consumer.getmany(timeout_ms=FETCH_WAIT_MS, max_records=MAX_BATCH)
+        batches = await consumer.getmany(
+            timeout_ms=FETCH_WAIT_MS, max_records=settings.fold_max_batch
+        )
         records: list[LogRecord] = [r for rs in batches.values() for r in rs]
         if not records:
             return
@@ -426,20 +414,6 @@ class FoldRunner(faust.Service):
         counts.skipped += len(folded.failures)  # the live fold dead-lettered these
         ends = (self._highwater(t, partition) for t in self.topics)
         await report(counts, sum(end or 0 for end in ends))
-
-
-async def started_consumer(group_id: str | None) -> AIOKafkaConsumer:
-    """A consumer for explicit assignment and seeks (no group membership; a group id
-    only to commit progress to)."""
-    consumer = AIOKafkaConsumer(
-        group_id=group_id,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        max_partition_fetch_bytes=4 * 1024 * 1024,
-        **client_options(),
-    )
-    await consumer.start()
-    return consumer
 
 
 def partition_of(key: bytes) -> int:

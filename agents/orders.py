@@ -1,47 +1,20 @@
-"""Order agents: the order service (HTTP commands and the saga's reports) and its read models."""
+"""The orders' read models, and the bound on orders under way in the saga on this worker."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from agents.command_side import CommandSide
 from agents.folds import FoldRunner
-from agents.service import Service
+from agents.open_orders import OpenOrders
+from agents.services import SIDE_OF
 from app.main import app
-from app.topics import (
-    inputs,
-    order_commands,
-    order_events,
-    payment_events,
-    reservation_events,
-    shipment_events,
-)
-from domain.orders import ORDERS
-from domain.saga import orders_inbound
+from app.metrics import SAGA_OPEN_ORDERS
+from app.settings import settings
+from app.topics import order_commands
 from tables import orders as t
 from tables.read_models import BatchFold
 
-order_side = CommandSide(ORDERS, follows=order_commands, events=order_events)
-app.service(order_side)  # type: ignore[arg-type]
-
-order_service = Service(
-    name="orders",
-    side=order_side,
-    commands=order_commands,
-    reacts_to={
-        name: orders_inbound
-        for topic in (payment_events, reservation_events, shipment_events)
-        for name in topic.topics
-    },
-)
-
-
-@app.agent(
-    inputs(order_commands, payment_events, reservation_events, shipment_events),
-    name="orders-service",
-)
-async def run_orders(stream: Any) -> None:
-    await order_service.run("orders-service", stream)
+open_orders = OpenOrders(settings.saga_max_open_orders, SAGA_OPEN_ORDERS.set)
+"""Orders under way on this worker's partitions: POST /orders waits beyond the bound."""
+SIDE_OF["orders"].watchers.append(open_orders)
 
 
 def _folded(fold: BatchFold) -> FoldRunner:

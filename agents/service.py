@@ -21,9 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from faust.types import EventT, TopicT
@@ -32,49 +29,46 @@ from agents.command_side import CommandSide, NotOwner
 from agents.dead_letters import SYSTEM, bury, guarded, hold
 from app import faults
 from app.main import app
+from app.settings import settings
 from app.stalls import stalls
-from domain.saga import Dispatch
+from app.topics import TOPICS
+from domain.saga import fact_of
+from domain.topology import (
+    Answer,
+    Inbound,
+    ServiceSpec,
+    answer_topic,
+    command_topic,
+    no_dispatch,
+)
 from models.envelope import CommandEnvelope, CommandResult, EventEnvelope
 from models.upcasting import decode_event
 
 log = logging.getLogger(__name__)
 
-MAX_UNANSWERED = int(os.environ.get("SERVICE_MAX_UNANSWERED", "1000"))
-"""Messages an agent has queued whose commands are not answered yet: past it, it waits."""
-
-Inbound = Callable[[EventEnvelope], CommandEnvelope | None]
-Answer = Callable[[CommandResult], CommandEnvelope | None]
-Outbound = Callable[[EventEnvelope], list[Dispatch]]
-
-
 Queued = tuple[CommandEnvelope, "asyncio.Future[CommandResult]"]
 """A message's command, and the future of its answer."""
 
 
-def _no_dispatch(event: EventEnvelope) -> list[Dispatch]:
-    return []
-
-
-@dataclass
 class Service:
-    name: str
-    side: CommandSide
-    commands: TopicT | None = None
-    """Its own command topic (values are CommandEnvelope)."""
-    reacts_to: Mapping[str, Inbound] = field(default_factory=dict)
-    """Event topic name -> policy turning an event into a command for this aggregate."""
-    answers: tuple[str, Answer] | None = None
-    """(answer topic name, policy turning an answer into a command for this aggregate)."""
-    outbound: Outbound = _no_dispatch
-    targets: Mapping[str, TopicT] = field(default_factory=dict)
-    """Dispatch target -> command topic."""
-    answer_topics: Mapping[str, str] = field(default_factory=dict)
-    """Dispatch reply name -> topic name where answers go."""
-    _reply_topics: dict[str, TopicT] = field(default_factory=dict)
+    """One service of the topology (domain/topology.py) on this worker: its agent's loop."""
+
+    def __init__(self, spec: ServiceSpec, side: CommandSide) -> None:
+        self.spec = spec
+        self.side = side
+        self.name = spec.name
+        self._commands = {settings.topic(spec.commands)} if spec.commands else set()
+        self._reacts_to: dict[str, Inbound] = {
+            settings.topic(topic): policy for topic, policy in spec.reacts_to.items()
+        }
+        self._answers: tuple[str, Answer] | None = None
+        if spec.answers is not None:
+            self._answers = (settings.topic(spec.answers[0]), spec.answers[1])
+        self._reply_topics: dict[str, TopicT] = {}
 
     async def run(self, agent: str, stream: Any) -> None:
         """The agent's loop: queue each message's command in order, finish each apart."""
-        room = asyncio.Semaphore(MAX_UNANSWERED)
+        room = asyncio.Semaphore(settings.service_max_unanswered)
 
         async def finish_later(event: EventT, queued: Queued) -> None:
             await room.acquire()
@@ -97,11 +91,11 @@ class Service:
         return command, self.side.submit(command)
 
     def _command(self, topic: str, raw: bytes) -> CommandEnvelope | None:
-        if self.commands is not None and topic in self.commands.topics:
+        if topic in self._commands:
             return CommandEnvelope.model_validate_json(raw)
-        if self.answers is not None and topic == self.answers[0]:
-            return self.answers[1](CommandResult.model_validate_json(raw))
-        return self.reacts_to[topic](decode_event(raw))
+        if self._answers is not None and topic == self._answers[0]:
+            return self._answers[1](CommandResult.model_validate_json(raw))
+        return self._reacts_to[topic](fact_of(decode_event(raw)))
 
     async def _finish(
         self,
@@ -118,7 +112,7 @@ class Service:
             try:
                 if command.reply_to:
                     await self._reply(command.reply_to, command.correlation_id, result)
-                if result.events:
+                if result.events and self.spec.outbound is not no_dispatch:
                     await self._dispatch(result.events)
                 break
             except SYSTEM as error:
@@ -146,13 +140,12 @@ class Service:
         # handed to the producer, not awaited: faust flushes it before committing an
         # offset, and a redelivered message dispatches the same commands (same ids)
         for event in events:
-            for dispatch in self.outbound(event):
+            for dispatch in self.spec.outbound(fact_of(event)):
                 await faults.reached("dispatch")
                 command = dispatch.command
                 if dispatch.reply is not None:
-                    command = command.model_copy(
-                        update={"reply_to": self.answer_topics[dispatch.reply]}
-                    )
-                topic = self.targets[dispatch.target]
+                    reply_to = settings.topic(answer_topic(dispatch.reply))
+                    command = command.model_copy(update={"reply_to": reply_to})
+                topic = TOPICS[command_topic(dispatch.target)]
                 value = command.model_dump_json().encode()
                 await topic.send(key=command.aggregate_id, value=value)

@@ -8,10 +8,9 @@ import agents.accounts
 import agents.analytics
 import agents.inventory
 import agents.orders
-import agents.payments
 import agents.rebuilds
 import agents.redrives
-import agents.shipping
+import agents.services
 import web.accounts
 import web.analytics
 import web.contracts

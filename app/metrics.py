@@ -58,6 +58,10 @@ COMMAND_BATCH_SIZE = Histogram(
     ["side"],
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
 )
+SAGA_OPEN_ORDERS = Gauge(
+    "shop_saga_open_orders",
+    "Orders placed on this worker's partitions and not shipped or cancelled yet",
+)
 CONSUMER_LAG = Gauge(
     "shop_consumer_lag",
     "Messages not yet committed by the app's consumer group, per topic partition.",

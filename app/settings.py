@@ -51,6 +51,16 @@ class Settings:
     command_timeout: float = field(default_factory=lambda: _float("COMMAND_TIMEOUT", 10.0))
     command_max_in_flight: int = field(default_factory=lambda: _int("COMMAND_MAX_IN_FLIGHT", 64))
     """Commands a worker waits on at once; past it a POST is refused at once (503)."""
+    command_max_batch: int = field(default_factory=lambda: _int("COMMAND_MAX_BATCH", 500))
+    """Most commands a partition's writer decides and appends together."""
+    service_max_unanswered: int = field(
+        default_factory=lambda: _int("SERVICE_MAX_UNANSWERED", 1000)
+    )
+    """Messages a service's agent has queued whose commands are not answered yet."""
+    saga_max_open_orders: int = field(default_factory=lambda: _int("SAGA_MAX_OPEN_ORDERS", 24))
+    """Orders under way in the saga on a worker's partitions; past it POST /orders is 503."""
+    fold_max_batch: int = field(default_factory=lambda: _int("FOLD_MAX_BATCH", 5000))
+    """Most records the follower reads in one round for every fold together."""
     lag_degraded_threshold: int = field(
         default_factory=lambda: _int("LAG_DEGRADED_THRESHOLD", 1000)
     )

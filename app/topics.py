@@ -21,6 +21,8 @@ COMPACTED = -2
 """Not a retention: cleanup.policy=compact (app.provisioning)."""
 
 
+TOPICS: dict[str, TopicT] = {}
+"""Every topic by its logical name (without the namespace prefix)."""
 CATALOG: dict[str, tuple[int, int]] = {}
 """Every topic name -> (partitions, retention in ms or COMPACTED); created at start by
 app.provisioning."""
@@ -37,6 +39,7 @@ def _topic(name: str, retention_ms: int, partitions: int | None = None) -> Topic
         value_serializer="raw",
     )
     CATALOG[topic_name] = (count, retention_ms)
+    TOPICS[name] = topic
     return topic
 
 

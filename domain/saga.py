@@ -4,18 +4,91 @@ Each service reacts to facts (other services' events, and the answers to the
 commands it sent) by deciding on its own aggregate, keyed by the order:
 `*_inbound` turns a fact into that command. What the aggregate then decided
 may need other services to act: `*_outbound` turns those events into commands
-for them. Every command id is derived from the event that caused it, so a
-redelivered fact yields the same command, which its handler applies once.
+for them. Policies match on the typed events (models/) and build typed
+commands, so a renamed field is a type error, not a silent None. Every command
+id is derived from the event that caused it, so a redelivered fact yields the
+same command, which its handler applies once. Who reacts to what is wired in
+domain/topology.py.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from models.envelope import CommandEnvelope, CommandResult, EventEnvelope
+from pydantic import BaseModel
 
-Target = Literal["accounts", "inventory"]
+from domain.accounts import ACCOUNTS
+from domain.inventory import RESERVATIONS, STOCKS
+from domain.orders import ORDERS
+from domain.payments import PAYMENTS
+from domain.shipping import SHIPMENTS
+from models.accounts import DepositMoney, WithdrawMoney
+from models.envelope import CommandEnvelope, CommandResult, EventEnvelope
+from models.inventory import (
+    CancelReservation,
+    CommitReservation,
+    CommitStock,
+    InventoryReservationFailed,
+    InventoryReserved,
+    NoteOrder,
+    RecordLine,
+    ReleaseStock,
+    ReservationCommitted,
+    ReservationReleased,
+    ReservationStarted,
+    ReserveStock,
+    StartReservation,
+)
+from models.orders import (
+    CancelOrder,
+    MarkPaid,
+    MarkReserved,
+    MarkShipped,
+    OrderCancelled,
+    OrderPaid,
+    OrderPlaced,
+    OrderReserved,
+    OrderShipped,
+)
+from models.payments import (
+    PaymentCaptured,
+    PaymentDeclined,
+    PaymentRequested,
+    RecordCapture,
+    RecordRefund,
+    RefundRequested,
+    RequestPayment,
+    RequestRefund,
+)
+from models.shipping import CancelShipment, CreateShipment, ShipmentCreated
+
+Target = Literal["accounts", "stock"]
+"""A service whose own command topic takes the saga's commands."""
+Asker = Literal["payments", "reservations"]
+"""A service that wants the answers to the commands it sent."""
+
+EVENT_TYPES: Mapping[str, type[BaseModel]] = {
+    name: model
+    for decider in (ACCOUNTS, ORDERS, PAYMENTS, STOCKS, RESERVATIONS, SHIPMENTS)
+    for name, model in decider.events.items()
+}
+"""Every event's payload model by event type."""
+
+
+@dataclass(frozen=True)
+class Fact:
+    """An event as a policy sees it: the envelope (ids, aggregate, correlation) and the
+    typed payload, decoded once for every policy that reads it."""
+
+    envelope: EventEnvelope
+    event: BaseModel
+
+
+def fact_of(envelope: EventEnvelope) -> Fact:
+    """The typed fact in an envelope (upcast already: models/upcasting.py)."""
+    return Fact(envelope, EVENT_TYPES[envelope.event_type].model_validate(envelope.payload))
 
 
 @dataclass(frozen=True)
@@ -24,35 +97,36 @@ class Dispatch:
 
     target: Target
     command: CommandEnvelope
-    reply: Literal["payments", "reservations"] | None = None
+    reply: Asker | None = None
 
 
 def _command(
-    cause: EventEnvelope,
-    command_type: str,
-    payload: dict[str, Any],
-    aggregate_id: str | None = None,
-    suffix: str = "",
+    cause: Fact, command: BaseModel, aggregate_id: str | None = None, suffix: str = ""
 ) -> CommandEnvelope:
+    envelope = cause.envelope
     return CommandEnvelope(
-        command_id=f"{cause.event_id}{suffix}",
-        command_type=command_type,
-        aggregate_id=aggregate_id or cause.aggregate_id,
-        payload=payload,
-        correlation_id=cause.correlation_id,
-        causation_id=str(cause.event_id),
+        command_id=f"{envelope.event_id}{suffix}",
+        command_type=_type_of(command),
+        aggregate_id=aggregate_id or envelope.aggregate_id,
+        payload=command.model_dump(mode="json"),
+        correlation_id=envelope.correlation_id,
+        causation_id=str(envelope.event_id),
     )
 
 
-def _answer(result: CommandResult, command_type: str, payload: dict[str, Any]) -> CommandEnvelope:
+def _answer(result: CommandResult, command: BaseModel) -> CommandEnvelope:
     return CommandEnvelope(
         command_id=f"{result.command_id}:answer",
-        command_type=command_type,
+        command_type=_type_of(command),
         aggregate_id=result.correlation_id,
-        payload=payload,
+        payload=command.model_dump(mode="json"),
         correlation_id=result.correlation_id,
         causation_id=_cause_of(result),
     )
+
+
+def _type_of(command: BaseModel) -> str:
+    return str(type(command).command_type)  # type: ignore[attr-defined]
 
 
 def _cause_of(result: CommandResult) -> str:
@@ -64,137 +138,113 @@ def _reason(result: CommandResult) -> str | None:
     return None if result.rejection is None else result.rejection.code
 
 
+def _answers(result: CommandResult, command: type[Any]) -> bool:
+    return result.command_type == command.command_type
+
+
 # --- orders: the order follows what payments, inventory and shipping report ---------
 
 
-def orders_inbound(event: EventEnvelope) -> CommandEnvelope | None:
-    payload = event.payload
-    match event.event_type:
-        case "PaymentCaptured":
-            return _command(event, "MarkPaid", {"amount": payload["amount"]})
-        case "PaymentDeclined":
-            return _command(
-                event, "CancelOrder", {"reason": "payment_declined", "detail": payload["reason"]}
-            )
-        case "InventoryReserved":
-            return _command(event, "MarkReserved", {})
-        case "InventoryReservationFailed":
-            short = ", ".join(f"{sku}: {why}" for sku, why in sorted(payload["short"].items()))
-            return _command(event, "CancelOrder", {"reason": "out_of_stock", "detail": short})
-        case "ShipmentCreated":
-            return _command(event, "MarkShipped", {"shipment_id": payload["shipment_id"]})
+def orders_inbound(fact: Fact) -> CommandEnvelope | None:
+    match fact.event:
+        case PaymentCaptured(amount=amount):
+            return _command(fact, MarkPaid(amount=amount))
+        case PaymentDeclined(reason=reason):
+            return _command(fact, CancelOrder(reason="payment_declined", detail=reason))
+        case InventoryReserved():
+            return _command(fact, MarkReserved())
+        case InventoryReservationFailed(short=short):
+            detail = ", ".join(f"{sku}: {why}" for sku, why in sorted(short.items()))
+            return _command(fact, CancelOrder(reason="out_of_stock", detail=detail))
+        case ShipmentCreated(shipment_id=shipment_id):
+            return _command(fact, MarkShipped(shipment_id=shipment_id))
     return None
 
 
 # --- payments: capture when placed, refund when cancelled after capture ---------------
 
 
-def payments_inbound(event: EventEnvelope) -> CommandEnvelope | None:
-    payload = event.payload
-    match event.event_type:
-        case "OrderPlaced":
-            return _command(
-                event,
-                "RequestPayment",
-                {"customer_id": payload["customer_id"], "amount": payload["total"]},
-            )
-        case "OrderCancelled":
-            return _command(event, "RequestRefund", {"reason": payload["reason"]})
+def payments_inbound(fact: Fact) -> CommandEnvelope | None:
+    match fact.event:
+        case OrderPlaced(customer_id=customer_id, total=total):
+            return _command(fact, RequestPayment(customer_id=customer_id, amount=total))
+        case OrderCancelled(reason=reason):
+            return _command(fact, RequestRefund(reason=reason))
     return None
 
 
 def payments_answer(result: CommandResult) -> CommandEnvelope | None:
     accepted = result.outcome == "accepted"
-    match result.command_type:
-        case "WithdrawMoney":
-            payload = {"accepted": accepted, "reason": _reason(result)}
-            return _answer(result, "RecordCapture", payload)
-        case "DepositMoney":
-            return _answer(
-                result, "RecordRefund", {"accepted": accepted, "reason": _reason(result)}
-            )
+    if _answers(result, WithdrawMoney):
+        return _answer(result, RecordCapture(accepted=accepted, reason=_reason(result)))
+    if _answers(result, DepositMoney):
+        return _answer(result, RecordRefund(accepted=accepted, reason=_reason(result)))
     return None
 
 
-def payments_outbound(event: EventEnvelope) -> list[Dispatch]:
-    payload = event.payload
-    order_id = event.aggregate_id
-    match event.event_type:
-        case "PaymentRequested":
-            withdraw = {"amount": payload["amount"], "reference": f"payment:{order_id}"}
-            command = _command(event, "WithdrawMoney", withdraw, payload["customer_id"])
-            return [Dispatch("accounts", command, reply="payments")]
-        case "RefundRequested":
-            deposit = {"amount": payload["amount"], "reference": f"refund:{order_id}"}
-            command = _command(event, "DepositMoney", deposit, payload["customer_id"])
-            return [Dispatch("accounts", command, reply="payments")]
+def payments_outbound(fact: Fact) -> list[Dispatch]:
+    order_id = fact.envelope.aggregate_id
+    match fact.event:
+        case PaymentRequested(customer_id=customer_id, amount=amount):
+            withdraw = WithdrawMoney(amount=amount, reference=f"payment:{order_id}")
+            return [Dispatch("accounts", _command(fact, withdraw, customer_id), "payments")]
+        case RefundRequested(customer_id=customer_id, amount=amount):
+            deposit = DepositMoney(amount=amount, reference=f"refund:{order_id}")
+            return [Dispatch("accounts", _command(fact, deposit, customer_id), "payments")]
     return []
 
 
 # --- inventory: reserve every line once paid; release or commit with the order --------
 
 
-def reservations_inbound(event: EventEnvelope) -> CommandEnvelope | None:
-    match event.event_type:
-        case "OrderPlaced":
-            lines = {line["sku"]: line["quantity"] for line in event.payload["lines"]}
-            return _command(event, "NoteOrder", {"lines": lines})
-        case "OrderPaid":
-            return _command(event, "StartReservation", {})
-        case "OrderCancelled":
-            return _command(event, "CancelReservation", {})
-        case "OrderShipped":
-            return _command(event, "CommitReservation", {})
+def reservations_inbound(fact: Fact) -> CommandEnvelope | None:
+    match fact.event:
+        case OrderPlaced(lines=lines):
+            return _command(fact, NoteOrder(lines={line.sku: line.quantity for line in lines}))
+        case OrderPaid():
+            return _command(fact, StartReservation())
+        case OrderCancelled():
+            return _command(fact, CancelReservation())
+        case OrderShipped():
+            return _command(fact, CommitReservation())
     return None
 
 
 def reservations_answer(result: CommandResult) -> CommandEnvelope | None:
-    if result.command_type != "ReserveStock":
+    if not _answers(result, ReserveStock):
         return None
-    payload = {
-        "sku": result.aggregate_id,
-        "accepted": result.outcome == "accepted",
-        "reason": _reason(result),
-    }
-    return _answer(result, "RecordLine", payload)
+    accepted = result.outcome == "accepted"
+    line = RecordLine(sku=result.aggregate_id, accepted=accepted, reason=_reason(result))
+    return _answer(result, line)
 
 
-def reservations_outbound(event: EventEnvelope) -> list[Dispatch]:
-    payload = event.payload
-    match event.event_type:
-        case "ReservationStarted":
+def reservations_outbound(fact: Fact) -> list[Dispatch]:
+    order_id = fact.envelope.aggregate_id
+    match fact.event:
+        case ReservationStarted(lines=lines):
             return [
-                _stock(event, "ReserveStock", sku, {"quantity": quantity}, answer=True)
-                for sku, quantity in sorted(payload["lines"].items())
+                _stock(fact, ReserveStock(order_id=order_id, quantity=quantity), sku, answer=True)
+                for sku, quantity in sorted(lines.items())
             ]
-        case "InventoryReservationFailed" | "ReservationReleased":
-            return [_stock(event, "ReleaseStock", sku) for sku in sorted(payload["released"])]
-        case "ReservationCommitted":
-            return [_stock(event, "CommitStock", sku) for sku in sorted(payload["committed"])]
+        case InventoryReservationFailed(released=released) | ReservationReleased(released=released):
+            return [_stock(fact, ReleaseStock(order_id=order_id), sku) for sku in sorted(released)]
+        case ReservationCommitted(committed=committed):
+            return [_stock(fact, CommitStock(order_id=order_id), sku) for sku in sorted(committed)]
     return []
 
 
-def _stock(
-    event: EventEnvelope,
-    command_type: str,
-    sku: str,
-    extra: dict[str, Any] | None = None,
-    answer: bool = False,
-) -> Dispatch:
-    payload = {"order_id": event.aggregate_id, **(extra or {})}
-    command = _command(event, command_type, payload, sku, f":{sku}")
-    return Dispatch("inventory", command, reply="reservations" if answer else None)
+def _stock(fact: Fact, command: BaseModel, sku: str, answer: bool = False) -> Dispatch:
+    envelope = _command(fact, command, sku, f":{sku}")
+    return Dispatch("stock", envelope, "reservations" if answer else None)
 
 
 # --- shipping: ship what is reserved, unless the order was cancelled -------------------
 
 
-def shipping_inbound(event: EventEnvelope) -> CommandEnvelope | None:
-    match event.event_type:
-        case "OrderReserved":
-            return _command(
-                event, "CreateShipment", {"shipping_address": event.payload["shipping_address"]}
-            )
-        case "OrderCancelled":
-            return _command(event, "CancelShipment", {})
+def shipping_inbound(fact: Fact) -> CommandEnvelope | None:
+    match fact.event:
+        case OrderReserved(shipping_address=address):
+            return _command(fact, CreateShipment(shipping_address=address))
+        case OrderCancelled():
+            return _command(fact, CancelShipment())
     return None

@@ -7,7 +7,9 @@ from typing import Any
 
 from faust.web import Request, Response, View
 
+from agents.open_orders import SagaBusy
 from agents.orders import (
+    open_orders,
     orders_by_customer,
     orders_by_status,
     orders_projection,
@@ -50,6 +52,17 @@ routed = owners
 the order read models of that partition (any key: customer and status views too)."""
 
 
+def admit_order() -> None:
+    """503 `saga_busy` with Retry-After, before the body is read, while the saga already
+    carries its bound of orders on this worker (agents/open_orders.py)."""
+    try:
+        open_orders.check()
+    except SagaBusy as busy:
+        error = HttpError(503, "saga_busy", f"{busy}; the order was not placed: retry")
+        error.headers["Retry-After"] = "1"
+        raise error from None
+
+
 def order_id_for(request: Request, body: PlaceOrderRequest) -> str:
     """The client's order id; else one derived from the Idempotency-Key (so a retry
     names the same order); else a new one."""
@@ -70,6 +83,7 @@ class OrdersView(View):
     async def post(self, request: Request) -> Response:
         """Place an order: 202, the saga carries it on; follow it with GET /orders/{id}."""
         admit_command(request)
+        admit_order()
         body = await read_body(request, PlaceOrderRequest)
         order_id = order_id_for(request, body)
         cmd = new_command(

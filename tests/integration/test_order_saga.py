@@ -280,6 +280,16 @@ def test_the_same_idempotency_key_places_one_order(api: httpx.Client) -> None:
     assert first.json()["events"] == second.json()["events"]
 
 
+async def place_when_admitted(client: httpx.AsyncClient, body: dict[str, Any]) -> httpx.Response:
+    """POST /orders as a client should: a 503 `saga_busy` is tried again after its
+    Retry-After (nothing was placed), the same order id each time."""
+    while True:
+        response = await client.post("/orders", json=body)
+        if response.status_code != 503 or response.json()["error"] != "saga_busy":
+            return response
+        await asyncio.sleep(float(response.headers["Retry-After"]) / 4)
+
+
 def test_customers_racing_for_scarce_stock_never_oversell(
     workers: list[Worker], api: httpx.Client
 ) -> None:
@@ -292,9 +302,9 @@ def test_customers_racing_for_scarce_stock_never_oversell(
         clients = [httpx.AsyncClient(base_url=w.url, timeout=30.0) for w in workers]
         await asyncio.gather(
             *(
-                clients[n % 2].post(
-                    "/orders",
-                    json={
+                place_when_admitted(
+                    clients[n % 2],
+                    {
                         "order_id": f"race-{n}",
                         "customer_id": name,
                         "lines": [{"sku": "SCARCE", "quantity": 1, "unit_price": "10.00"}],
@@ -348,7 +358,7 @@ def test_a_mixed_load_conserves_money_and_stock(workers: list[Worker], api: http
 
         async def one(n: int, body: dict[str, Any]) -> None:
             async with gate:
-                response = await clients[n % 2].post("/orders", json=body)
+                response = await place_when_admitted(clients[n % 2], body)
                 assert response.status_code == 202, response.text
                 if n % 10 == 0:
                     await clients[n % 2].post(f"/orders/{body['order_id']}/cancel")

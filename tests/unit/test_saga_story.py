@@ -1,6 +1,7 @@
 """The whole choreography told as stories, in memory: no Kafka, only the pure parts.
 
-A tiny driver stands in for the brokers and the agents. It keeps each aggregate's state
+A tiny driver stands in for the brokers and the agents; the wiring is the production
+one (domain/topology.py). It keeps each aggregate's state
 by (aggregate type, id) and runs commands through `Decider.execute`, records every
 result (a repeated command id is answered from the record, as the command handler
 does), routes each event to the services that react to it, each dispatched command to
@@ -25,43 +26,21 @@ from typing import Any
 import pytest
 
 from domain import saga
-from domain.accounts import ACCOUNTS
 from domain.decider import Decider
-from domain.inventory import RESERVATIONS, STOCKS
-from domain.orders import ORDERS
-from domain.payments import PAYMENTS
-from domain.shipping import SHIPMENTS, shipment_id_for
+from domain.shipping import shipment_id_for
+from domain.topology import SERVICES as TOPOLOGY_BY_NAME
+from domain.topology import TOPOLOGY, Inbound
 from models.envelope import CommandEnvelope, CommandResult, EventEnvelope
 
 NOW = datetime(2026, 5, 1, 12, tzinfo=UTC)
 
-SERVICES: dict[str, Decider[Any, Any, Any]] = {
-    "orders": ORDERS,
-    "payments": PAYMENTS,
-    "reservations": RESERVATIONS,
-    "stock": STOCKS,
-    "accounts": ACCOUNTS,
-    "shipping": SHIPMENTS,
-}
-REACTS_TO: dict[str, list[tuple[str, Callable[[EventEnvelope], CommandEnvelope | None]]]] = {
-    "order": [
-        ("payments", saga.payments_inbound),
-        ("reservations", saga.reservations_inbound),
-        ("shipping", saga.shipping_inbound),
-    ],
-    "payment": [("orders", saga.orders_inbound)],
-    "reservation": [("orders", saga.orders_inbound)],
-    "shipment": [("orders", saga.orders_inbound)],
-}
-OUTBOUND: dict[str, Callable[[EventEnvelope], list[saga.Dispatch]]] = {
-    "payments": saga.payments_outbound,
-    "reservations": saga.reservations_outbound,
-}
-TARGETS = {"accounts": "accounts", "inventory": "stock"}
-ANSWERS: dict[str, Callable[[CommandResult], CommandEnvelope | None]] = {
-    "payments": saga.payments_answer,
-    "reservations": saga.reservations_answer,
-}
+SERVICES: dict[str, Decider[Any, Any, Any]] = {spec.name: spec.decider for spec in TOPOLOGY}
+AGGREGATE_OF_TOPIC = {spec.events: spec.decider.aggregate_type for spec in TOPOLOGY}
+REACTS_TO: dict[str, list[tuple[str, Inbound]]] = {}
+"""Aggregate type -> (service, policy) reacting to its events: the production topology."""
+for _spec in TOPOLOGY:
+    for _topic, _policy in _spec.reacts_to.items():
+        REACTS_TO.setdefault(AGGREGATE_OF_TOPIC[_topic], []).append((_spec.name, _policy))
 
 Message = tuple[int, str, Any]  # (sequence, kind, body)
 
@@ -102,8 +81,8 @@ class Shop:
                     self._publish(("events", reactor, event.aggregate_id), "event", event)
         # as the Service does: the outbound step runs for a recorded result too
         for event in result.events:
-            for dispatch in OUTBOUND.get(service, lambda _: [])(event):
-                target = TARGETS[dispatch.target]
+            for dispatch in TOPOLOGY_BY_NAME[service].outbound(saga.fact_of(event)):
+                target = dispatch.target
                 body = (target, dispatch.command, dispatch.reply, service)
                 self._publish(("commands", target, dispatch.command.aggregate_id), "command", body)
         return result
@@ -127,7 +106,7 @@ class Shop:
         _, kind, body = self.partitions[partition].popleft()
         if kind == "event":
             for reactor, inbound in REACTS_TO[body.aggregate_type]:
-                if reactor == partition[1] and (command := inbound(body)) is not None:
+                if reactor == partition[1] and (command := inbound(saga.fact_of(body))) is not None:
                     self.apply(reactor, command)
         elif kind == "command":
             target, command, reply, asker = body
@@ -138,7 +117,9 @@ class Shop:
                 )
         else:
             asker, reply, result = body
-            if (command := ANSWERS[reply](result)) is not None:
+            answers = TOPOLOGY_BY_NAME[reply].answers
+            assert answers is not None, f"{reply} dispatched a command wanting an answer"
+            if (command := answers[1](result)) is not None:
                 self.apply(asker, command)
         return True
 
