@@ -32,7 +32,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, cast
@@ -42,8 +42,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.types import TP, TopicT
 
 from agents.dead_letters import SYSTEM
-from agents.folds import partition_of
-from agents.follower import follower, started_consumer
+from agents.folds import partition_of, started_consumer
 from app import faults
 from app.command_bus import command_bus
 from app.main import app
@@ -129,7 +128,6 @@ class CommandSide(faust.Service):
         """Told what this worker's writers append and when a partition leaves."""
         command_bus.local[self.follows] = self  # its HTTP commands come straight here
         SIDES[self.name] = self
-        follower.subscribe(self)
         STORES[self.name] = lambda: {p: w.store for p, w in self.writers.items()}
         app.on_partitions_revoked.connect(cast(Any, self._on_revoked))
         app.on_partitions_assigned.connect(cast(Any, self._on_assigned))
@@ -162,24 +160,42 @@ class CommandSide(faust.Service):
         for partition in list(self.writers):
             await self.writers.pop(partition).stop()
 
-    # --- the tail: what others append, handed by the worker's follower ------------
+    @faust.Service.task
+    async def _tailing(self) -> None:
+        """Fold what others append to the event topic as it arrives (each writer folds its
+        own appends at once; the tail skips those by offset)."""
+        consumer = await started_consumer(group_id=None, following=True)
+        following: dict[int, PartitionWriter] = {}
+        try:
+            while not self.should_stop:
+                try:
+                    following = self._follow(consumer, following)
+                    if not following:
+                        await asyncio.sleep(0.1)
+                        continue
+                    batches = await consumer.getmany(timeout_ms=200, max_records=2000)
+                    for tp, records in batches.items():
+                        writer = following.get(tp.partition)
+                        if writer is not None and records:
+                            await writer.fold_others(records)
+                except SYSTEM as error:
+                    log.warning("%s: tail: %r", self.name, error)
+                    following = {}  # assigned and sought afresh
+                    await asyncio.sleep(1.0)
+        finally:
+            await consumer.stop()
 
-    def wanted(self) -> dict[TopicPartition, int]:
-        """The partitions whose writers have caught up, from where their stores end."""
-        return {
-            TopicPartition(self.events_topic, p): w.store.offset(self.events_topic)
-            for p, w in self.writers.items()
-            if w.caught_up and not w.stopped
-        }
-
-    async def take(self, records: Mapping[TopicPartition, Sequence[Any]]) -> None:
-        """Fold what others appended (each writer folds its own appends at once; those
-        are behind its store's offset and skipped). A writer in the middle of a batch is
-        left alone: its offset stays behind, so the follower hands them again."""
-        for tp, new in records.items():
-            writer = self.writers.get(tp.partition)
-            if writer is not None and new and not writer.busy:
-                await writer.fold_others(list(new))
+    def _follow(
+        self, consumer: AIOKafkaConsumer, following: dict[int, PartitionWriter]
+    ) -> dict[int, PartitionWriter]:
+        """Read the partitions whose writers have caught up, from where their stores end."""
+        live = {p: w for p, w in self.writers.items() if w.caught_up and not w.stopped}
+        if live != following:
+            consumer.assign([TopicPartition(self.events_topic, p) for p in live])
+            for partition, writer in live.items():
+                tp = TopicPartition(self.events_topic, partition)
+                consumer.seek(tp, writer.store.offset(self.events_topic))
+        return live
 
     def _mine(self, tps: set[TP]) -> set[int]:
         return {tp.partition for tp in tps if tp.topic == self.follows}
@@ -361,11 +377,6 @@ class PartitionWriter:
             )
         self.store.write(folded.rows, {self.side.events_topic: next_offset})
         EVENTS_PROCESSED.labels(agent=self.side.name).inc(len(records))
-
-    @property
-    def busy(self) -> bool:
-        """Deciding, appending or folding a batch now."""
-        return self._lock.locked()
 
     async def fold_others(self, records: list[Any]) -> None:
         """Fold records the tail read; those this writer folded already are skipped."""

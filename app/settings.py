@@ -60,7 +60,7 @@ class Settings:
     saga_max_open_orders: int = field(default_factory=lambda: _int("SAGA_MAX_OPEN_ORDERS", 24))
     """Orders under way in the saga on a worker's partitions; past it POST /orders is 503."""
     fold_max_batch: int = field(default_factory=lambda: _int("FOLD_MAX_BATCH", 5000))
-    """Most records the follower reads in one round for every fold together."""
+    """Most records a batched fold takes in one getmany (one write per partition)."""
     lag_degraded_threshold: int = field(
         default_factory=lambda: _int("LAG_DEGRADED_THRESHOLD", 1000)
     )
