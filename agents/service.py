@@ -9,9 +9,7 @@ agent goes on to the next message at once. When a command is answered:
 
 1. the answer goes to the reply topic it names, if any;
 2. the events it decided are turned into commands for other services
-   (outbound policy): a command for a partition this worker decides is decided
-   here, and its answer taken here too (no command or answer record, no hop);
-   any other is sent on its target's command topic, keyed by its aggregate;
+   (outbound policy) and sent, keyed by the aggregate they address;
 3. only then is the message acknowledged, so its offset can be committed.
 
 A crash before step 3 redelivers the message: its command is answered from the
@@ -34,7 +32,7 @@ from app.main import app
 from app.settings import settings
 from app.stalls import stalls
 from app.topics import TOPICS
-from domain.saga import Dispatch, fact_of
+from domain.saga import fact_of
 from domain.topology import (
     Answer,
     Inbound,
@@ -52,10 +50,6 @@ Queued = tuple[CommandEnvelope, "asyncio.Future[CommandResult]"]
 """A message's command, and the future of its answer."""
 
 
-HERE: dict[str, Service] = {}
-"""This worker's services by name: a command for one of them may be decided here."""
-
-
 class Service:
     """One service of the topology (domain/topology.py) on this worker: its agent's loop."""
 
@@ -71,7 +65,6 @@ class Service:
         if spec.answers is not None:
             self._answers = (settings.topic(spec.answers[0]), spec.answers[1])
         self._reply_topics: dict[str, TopicT] = {}
-        HERE[spec.name] = self
 
     async def run(self, agent: str, stream: Any) -> None:
         """The agent's loop: queue each message's command in order, finish each apart."""
@@ -144,52 +137,15 @@ class Service:
         await topic.send(key=key, value=result.model_dump_json().encode())
 
     async def _dispatch(self, events: list[EventEnvelope]) -> None:
+        # handed to the producer, not awaited: faust flushes it before committing an
+        # offset, and a redelivered message dispatches the same commands (same ids)
         for event in events:
             for dispatch in self.spec.outbound(fact_of(event)):
                 await faults.reached("dispatch")
-                await self._send(dispatch)
-
-    async def _send(self, dispatch: Dispatch) -> None:
-        """Decided here when this worker decides the target's partition (and its answer
-        taken here too), else sent on the target's command topic. Either way the message
-        that caused it is acknowledged only after: a crash before sends it again, with
-        the same command id, which its target applies once."""
-        command = dispatch.command
-        target = HERE.get(dispatch.target)
-        if target is not None and target.side.owns(command.aggregate_id):
-            try:
-                result = await target.side.submit(command)
-            except NotOwner:
-                pass  # moved meanwhile: its new owner reads it from the command topic
-            else:
+                command = dispatch.command
                 if dispatch.reply is not None:
-                    await HERE[dispatch.reply].take_answer(result)
-                return
-        if dispatch.reply is not None:
-            reply_to = settings.topic(answer_topic(dispatch.reply))
-            command = command.model_copy(update={"reply_to": reply_to})
-        topic = TOPICS[command_topic(dispatch.target)]
-        # handed to the producer, not awaited: faust flushes it before committing an
-        # offset, and a redelivered message dispatches the same commands (same ids)
-        await topic.send(key=command.aggregate_id, value=command.model_dump_json().encode())
-
-    async def take_answer(self, result: CommandResult) -> None:
-        """The answer to a command this service dispatched, decided on this worker: its
-        answer policy's command is decided here too if its partition is, else the answer
-        goes to the service's answers topic, as a remote target's would."""
-        if self._answers is None:
-            raise LookupError(f"service {self.name} wants no answers")
-        topic, policy = self._answers
-        command = policy(result)
-        if command is None:
-            return
-        if self.side.owns(command.aggregate_id):
-            try:
-                answered = await self.side.submit(command)
-            except NotOwner:
-                pass
-            else:
-                if answered.events and self.spec.outbound is not no_dispatch:
-                    await self._dispatch(answered.events)
-                return
-        await self._reply(topic, result.correlation_id, result)
+                    reply_to = settings.topic(answer_topic(dispatch.reply))
+                    command = command.model_copy(update={"reply_to": reply_to})
+                topic = TOPICS[command_topic(dispatch.target)]
+                value = command.model_dump_json().encode()
+                await topic.send(key=command.aggregate_id, value=value)
