@@ -17,6 +17,7 @@ import web.contracts
 import web.dashboard
 import web.dead_letters
 import web.inventory
+import web.openapi
 import web.ops
 import web.orders
 from app import provisioning

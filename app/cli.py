@@ -5,15 +5,15 @@
     shop dead-letters list|retry  (app/dead_letters_cli.py)
     shop rebuild accounts|analytics|orders|stock|timeline  (app/rebuild_cli.py)
 
-Each subcommand is one `add_<name>_parser` function plus its async runner, so
-new ones (e.g. `shop load` for orders) slot in without touching the others.
+Each subcommand is one `add_<name>_parser` function plus its runner, so a new
+one slots in without touching the others; `build_parser()` is the whole tree
+(tests/unit/test_cli_help.py checks every parser's help against it).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import signal
 import sys
@@ -28,7 +28,7 @@ from typing import Any
 import aiohttp
 
 from app.dead_letters_cli import add_dead_letters_parser
-from app.load import add_load_parser
+from app.load import add_load_parser, positive_float, positive_int, token_or_environment
 from app.rebuild_cli import add_rebuild_parser
 
 RETRY_STATUSES = frozenset({503, 504})
@@ -251,7 +251,7 @@ async def traffic(args: argparse.Namespace, stop: asyncio.Event) -> Stats:
         flush=True,
     )
     async with aiohttp.ClientSession(timeout=timeout) as session:
-        client = Client(session, args.url.rstrip("/"), stats, args.token)
+        client = Client(session, args.url.rstrip("/"), stats, token_or_environment(args.token))
         await stock_products(client, rng)
         for account_id in ids:
             if not await paced(tasks, pacer, stop, open_account(client, account_id, rng)):
@@ -294,33 +294,76 @@ def run_traffic(args: argparse.Namespace) -> int:
     return 0
 
 
-def positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be greater than zero")
-    return value
+TRAFFIC_DESCRIPTION = f"""\
+Sample traffic for a demo (`make start` runs it). First it stocks {SKUS[0]} to
+{SKUS[-1]} and opens and funds --accounts accounts (cust-0001, ...); then, until
+--duration runs out or Ctrl-C / SIGTERM, it starts --rate operations per second,
+each one or two commands: mostly an order of 1-3 lines (one in ten accepted
+orders is then cancelled), else a deposit or a withdrawal (some refused for
+insufficient funds).
 
+Talks to one worker's HTTP API (--url). Every command carries an
+Idempotency-Key and is retried with the same key on 503/504 or no answer (up
+to {MAX_ATTEMPTS} attempts). $API_TOKEN (or --token) is sent as a bearer token.
 
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be greater than zero")
-    return value
+Prints a progress line every {PROGRESS_EVERY:g} s and, once stopped, a summary (commands
+sent, accepted, rejected by status, retries, connection errors) on stdout.
+Exit status: 0 once stopped, whatever the shop answered.
+"""
 
 
 def add_traffic_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "traffic",
-        help="sample account traffic: open accounts, then random deposits and withdrawals",
+        help="sample traffic until stopped: accounts, deposits, withdrawals, orders, cancels",
+        description=TRAFFIC_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--url", default="http://127.0.0.1:6066", help="a worker's base URL")
-    parser.add_argument("--rate", type=positive_float, default=5.0, help="commands per second")
-    parser.add_argument("--accounts", type=positive_int, default=20, help="accounts to use")
-    parser.add_argument("--duration", type=positive_float, default=None, help="seconds to run")
-    parser.add_argument("--timeout", type=positive_float, default=15.0, help="per request")
-    parser.add_argument("--seed", type=int, default=None, help="random seed")
     parser.add_argument(
-        "--token", default=os.environ.get("API_TOKEN", ""), help="bearer token (API_TOKEN)"
+        "--url",
+        default="http://127.0.0.1:6066",
+        help="the worker's base URL (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--rate",
+        type=positive_float,
+        default=5.0,
+        metavar="PER_SECOND",
+        help="operations started per second (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--accounts",
+        type=positive_int,
+        default=20,
+        metavar="N",
+        help="accounts opened and funded, each operation on one of them (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--duration",
+        type=positive_float,
+        default=None,
+        metavar="SECONDS",
+        help="seconds to run (omitted: until Ctrl-C or SIGTERM)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=positive_float,
+        default=15.0,
+        metavar="SECONDS",
+        help="seconds each HTTP request may take, and the most the end waits for operations "
+        "under way (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="random seed: the same seed repeats the same operations, order ids included, "
+        "so its orders are refused as duplicates (omitted: different ones each time)",
+    )
+    parser.add_argument(
+        "--token",
+        default=None,
+        help="bearer token sent with every command (omitted: $API_TOKEN, if set)",
     )
     parser.set_defaults(run=run_traffic)
 
@@ -328,9 +371,25 @@ def add_traffic_parser(subparsers: Any) -> None:
 # --- entry point --------------------------------------------------------------------
 
 
+DESCRIPTION = """\
+Command-line tools around a running shop. traffic, load and dead-letters talk to
+a worker's HTTP API; rebuild talks to Kafka directly.
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="shop", description="Tools around a running shop.")
-    subparsers = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="shop",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    subparsers = parser.add_subparsers(
+        dest="command",
+        required=True,
+        title="commands",
+        metavar="COMMAND",
+        help="`shop COMMAND --help` tells what it does, what it prints and its exit status",
+    )
     add_traffic_parser(subparsers)
     add_load_parser(subparsers)
     add_dead_letters_parser(subparsers)

@@ -3,8 +3,9 @@
     shop dead-letters list [--topic T] [--error TEXT] [--limit N] [--all] [--json]
     shop dead-letters retry ID [ID ...]
 
-It talks to any worker over HTTP (`--url`, default $SHOP_URL or
-http://127.0.0.1:6066) and sends $API_TOKEN when set, like any other client.
+It talks to any worker over HTTP (`shop dead-letters --url URL list`, default
+$SHOP_URL or http://127.0.0.1:6066) and sends $API_TOKEN when set, like any
+other client.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import sys
 from typing import Any
 
 import httpx
+
+from app.load import positive_int
 
 DEFAULT_URL = "http://127.0.0.1:6066"
 
@@ -101,17 +104,102 @@ def run_retry(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+DESCRIPTION = """\
+The dead letters: messages an agent could not process, kept with their error
+and original bytes, to be re-driven to their source topic once the cause is
+fixed.
+
+Talks to any worker's HTTP API (--url, given before the action:
+`shop dead-letters --url URL list`); $API_TOKEN is sent as a bearer token when
+set (retry needs it when the workers require one).
+"""
+
+LIST_DESCRIPTION = """\
+Lists dead letters, filtered by source topic and error text (GET
+/ops/dead-letters, page by page). They come in id order, i.e. by
+`topic:partition:offset:agent` compared as text (not by time).
+
+Talks to a worker's HTTP API, the one named before the action:
+`shop dead-letters --url URL list`.
+
+Prints one line per letter on stdout (id, status, topic[partition]@offset,
+agent x attempts, error) and the count on stderr; with --json, the full records
+as one JSON array on stdout instead.
+Exit status: 0; 1 when the worker cannot be reached or answers with an error
+(printed on stderr).
+"""
+
+RETRY_DESCRIPTION = """\
+Re-drives dead letters: for each ID, POST /ops/dead-letters/ID/retry sends the
+letter's original bytes back to its source topic, once (a letter re-driven
+already is refused). If the cause is not fixed, the message is dead-lettered
+again, under a new id.
+
+Talks to a worker's HTTP API, the one named before the action:
+`shop dead-letters --url URL retry ID`; $API_TOKEN is sent when set.
+
+Prints `ID: re-driven to TOPIC` on stdout for each one re-driven, and the
+worker's answer on stderr for each one not.
+Exit status: 0 when every ID was re-driven; 1 when any was not (not found,
+re-driven already, not confirmed in time, no answer).
+"""
+
+
 def add_dead_letters_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser("dead-letters", help="list or re-drive dead letters")
-    parser.add_argument("--url", default=os.environ.get("SHOP_URL", DEFAULT_URL))
-    actions = parser.add_subparsers(dest="action", required=True)
-    listing = actions.add_parser("list", help="dead letters, oldest first")
-    listing.add_argument("--topic", help="only those from this source topic")
-    listing.add_argument("--error", help="only those whose error contains this text")
-    listing.add_argument("--limit", type=int, default=100, help="at most this many (100)")
-    listing.add_argument("--all", action="store_true", help="every page, not just one")
-    listing.add_argument("--json", action="store_true", help="full records as JSON")
+    parser = subparsers.add_parser(
+        "dead-letters",
+        help="list dead letters or re-drive them to their source topic (over HTTP)",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--url",
+        default=os.environ.get("SHOP_URL", DEFAULT_URL),
+        help="any worker's base URL, $SHOP_URL when set (default: %(default)s)",
+    )
+    actions = parser.add_subparsers(
+        dest="action",
+        required=True,
+        title="actions",
+        metavar="ACTION",
+        help="`shop dead-letters ACTION --help` tells more",
+    )
+    listing = actions.add_parser(
+        "list",
+        help="list dead letters in id order, filtered by topic or error",
+        description=LIST_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    listing.add_argument(
+        "--topic", metavar="TOPIC", help="only those from this source topic (its full name)"
+    )
+    listing.add_argument(
+        "--error",
+        metavar="TEXT",
+        help="only those whose error type or message contains this text, ignoring case",
+    )
+    listing.add_argument(
+        "--limit",
+        type=positive_int,
+        default=100,
+        metavar="N",
+        help="at most this many; with --all, how many each request fetches, up to 1000 "
+        "(default: %(default)s)",
+    )
+    listing.add_argument(
+        "--all", action="store_true", help="every matching dead letter, whatever --limit says"
+    )
+    listing.add_argument(
+        "--json", action="store_true", help="print the full records as one JSON array"
+    )
     listing.set_defaults(run=run_list)
-    retry = actions.add_parser("retry", help="send dead letters back to their source topic")
-    retry.add_argument("ids", nargs="+", metavar="ID")
+    retry = actions.add_parser(
+        "retry",
+        help="send dead letters' original bytes back to their source topic, once each",
+        description=RETRY_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    retry.add_argument(
+        "ids", nargs="+", metavar="ID", help="a dead letter's id, as `list` prints it first"
+    )
     retry.set_defaults(run=run_retry)

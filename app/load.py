@@ -273,16 +273,15 @@ def print_summary(stats: LoadStats) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    urls = [u for u in args.url.split(",") if u]
     stats = asyncio.run(
         run_load(
-            urls,
+            args.url,
             args.orders,
             args.rate,
             args.customers,
             args.skus,
             seed=args.seed,
-            token=args.token,
+            token=token_or_environment(args.token),
             max_in_flight=args.max_in_flight,
         )
     )
@@ -290,34 +289,119 @@ def run(args: argparse.Namespace) -> int:
     return 0 if stats.failed == 0 else 1
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:  # else argparse names this function in the message
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value <= 0:
         raise argparse.ArgumentTypeError("must be greater than zero")
     return value
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if value <= 0:
         raise argparse.ArgumentTypeError("must be greater than zero")
     return value
+
+
+def url_list(text: str) -> list[str]:
+    """Comma-separated base URLs; none at all would leave nothing to send to."""
+    urls = [url.strip() for url in text.split(",") if url.strip()]
+    if not urls:
+        raise argparse.ArgumentTypeError("needs at least one URL")
+    return urls
+
+
+def token_or_environment(token: str | None) -> str:
+    """The token given, else $API_TOKEN: read at run time so `--help` never prints it."""
+    return token if token is not None else os.environ.get("API_TOKEN", "")
+
+
+DESCRIPTION = f"""\
+A realistic order load, for the dashboard and tests. First it opens and funds
+--customers accounts (load-c00000, ...; about {POOR_SHARE:.0%} get too little money, so
+some payments are declined) and stocks --skus SKUs (LOAD-SKU-000, ...; about
+{SCARCE_SHARE:.0%} are scarce, so some orders run out of stock); then it places --orders
+orders at --rate orders per second (1-3 lines, popular SKUs more often) and
+cancels about {CANCEL_SHARE:.0%} of the accepted ones right after placing them.
+
+Talks to the HTTP API of one or more workers (--url; each request goes to the
+next URL in turn). Every command carries an Idempotency-Key and is retried with
+the same key on 503/504 or no answer (up to {MAX_ATTEMPTS} attempts), so nothing counts
+twice. $API_TOKEN (or --token) is sent as a bearer token.
+
+Prints a progress bar on stderr and a summary on stdout: orders sent, accepted,
+rejected, failed, retries, cancellations, HTTP statuses, rate.
+Exit status: 0 when every order was answered with a 2xx or 4xx; 1 when any
+failed (no answer, or a 5xx, after every retry).
+"""
 
 
 def add_load_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "load", help="place a realistic mix of orders (declines, out of stock, cancellations)"
+        "load",
+        help="place a realistic mix of orders at a fixed rate (declines, out of stock, cancels)",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--url", default="http://127.0.0.1:6066", help="worker base URL(s), comma-separated"
+        "--url",
+        type=url_list,
+        default="http://127.0.0.1:6066",
+        metavar="URL[,URL...]",
+        help="base URLs of the workers, comma-separated (default: %(default)s)",
     )
-    parser.add_argument("--orders", type=_positive_int, default=10_000)
-    parser.add_argument("--rate", type=_positive_float, default=200.0, help="orders per second")
-    parser.add_argument("--customers", type=_positive_int, default=500)
-    parser.add_argument("--skus", type=_positive_int, default=50)
-    parser.add_argument("--max-in-flight", type=_positive_int, default=64)
-    parser.add_argument("--seed", type=int, default=None)
     parser.add_argument(
-        "--token", default=os.environ.get("API_TOKEN", ""), help="bearer token (API_TOKEN)"
+        "--orders",
+        type=positive_int,
+        default=10_000,
+        metavar="N",
+        help="orders to place (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--rate",
+        type=positive_float,
+        default=200.0,
+        metavar="PER_SECOND",
+        help="orders placed per second, cancellations on top (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--customers",
+        type=positive_int,
+        default=500,
+        metavar="N",
+        help="accounts opened and funded, each order from one of them (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--skus",
+        type=positive_int,
+        default=50,
+        metavar="N",
+        help="SKUs stocked and ordered (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-in-flight",
+        type=positive_int,
+        default=64,
+        metavar="N",
+        help="orders awaiting an answer at once; the rate drops when they are all busy "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="random seed: the same seed repeats a run, order ids included, so its orders "
+        "are refused as duplicates (omitted: a different run each time)",
+    )
+    parser.add_argument(
+        "--token",
+        default=None,
+        help="bearer token sent with every command (omitted: $API_TOKEN, if set)",
     )
     parser.set_defaults(run=run)

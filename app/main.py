@@ -69,6 +69,8 @@ app = ShopApp(
     web_bind=settings.web_bind,
     web_port=settings.web_port,
     web_tables_enabled=False,
+    # faust's /router/ page is no part of the API (requests are routed by table_route)
+    web_router_enabled=False,
     web_cors_options=None,
     rocksdb_options={
         "block_cache_size": settings.rocksdb_block_cache_bytes,

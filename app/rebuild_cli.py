@@ -19,6 +19,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from app.kafka_clients import client_options
+from app.load import positive_float
 from app.settings import settings
 from models.rebuilds import (
     ONE_PARTITION,
@@ -51,9 +52,10 @@ cancels a running rebuild, and a request that is running already is ignored."""
 
 async def rebuild(
     read_model: str, wait_seconds: float, out: Any = sys.stderr
-) -> tuple[dict[int, RebuildProgress], float]:
+) -> tuple[dict[int, RebuildProgress], int, float]:
     """Request the rebuild of every partition and collect each one's last report; also
-    the seconds from the requests to the last report."""
+    how many partitions were requested and the seconds from the requests to the last
+    report."""
     rebuild_id = uuid.uuid4().hex[:12]
     requests_topic = settings.topic(REQUESTS_TOPIC)
     progress = TopicPartition(settings.topic(PROGRESS_TOPIC), 0)
@@ -107,14 +109,14 @@ async def rebuild(
                 break
         if tty:
             print(file=out)
-        return reports, time.monotonic() - requested
+        return reports, len(partitions), time.monotonic() - requested
     finally:
         await producer.stop()
         await consumer.stop()
 
 
 def run_rebuild(args: argparse.Namespace) -> int:
-    reports, seconds = asyncio.run(rebuild(args.read_model, args.timeout))
+    reports, requested, seconds = asyncio.run(rebuild(args.read_model, args.timeout))
     switched = [r for r in reports.values() if r.phase == "switched"]
     failed = [r for r in reports.values() if r.phase == "failed"]
     print(
@@ -127,19 +129,54 @@ def run_rebuild(args: argparse.Namespace) -> int:
     )
     for report in sorted(failed, key=lambda r: r.partition):
         print(f"partition {report.partition} failed: {report.error}", file=sys.stderr)
-    expected = 1 if args.read_model in ONE_PARTITION else settings.partitions
-    if len(switched) != expected:
-        missing = expected - len(switched) - len(failed)
+    # the partitions actually requested (the topic's), not $SHOP_PARTITIONS: a CLI run
+    # with another value than the workers' would count the wrong number as missing
+    if len(switched) != requested:
+        missing = requested - len(switched) - len(failed)
         if missing:
             print(f"{missing} partition(s) did not finish in {args.timeout:.0f}s", file=sys.stderr)
         return 1
     return 0
 
 
+READ_MODELS_HELP = (
+    "accounts: each account's state and history; analytics: the windowed figures "
+    "(from analytics.facts, one partition); orders: orders by id; stock: each SKU's "
+    "stock; timeline: each order's saga steps"
+)
+
+DESCRIPTION = f"""\
+Rebuilds a read model from its event topic while the workers keep serving.
+Sends one request per partition to {REQUESTS_TOPIC} (analytics: one request);
+the worker that owns that partition refolds it from offset 0 into a fresh
+store and swaps it in. A partition with no report for {RESEND_AFTER:g} s gets its request
+again (a rebalance cancels a rebuild under way).
+
+Talks to Kafka directly ($KAFKA_BOOTSTRAP_SERVERS, $SHOP_TOPIC_PREFIX and the
+other KAFKA_* settings), not to a worker's HTTP API; workers must be running.
+
+Prints a progress bar on stderr, then the counts on stdout (events replayed,
+rows written, deleted, unchanged, events skipped, partitions switched) and each
+failed partition on stderr.
+Exit status: 0 when every partition switched; 1 when any failed or did not
+finish within --timeout (run it again).
+"""
+
+
 def add_rebuild_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "rebuild", help="rebuild a read model from its event topic (workers keep serving)"
+        "rebuild",
+        help="rebuild a read model from its event topic, workers serving on (over Kafka)",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("read_model", choices=REBUILDABLE)
-    parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait (600)")
+    parser.add_argument("read_model", choices=REBUILDABLE, help=READ_MODELS_HELP)
+    parser.add_argument(
+        "--timeout",
+        type=positive_float,
+        default=600.0,
+        metavar="SECONDS",
+        help="seconds to wait for every partition to switch; the rebuilds go on after it "
+        "(default: %(default)s)",
+    )
     parser.set_defaults(run=run_rebuild)

@@ -8,7 +8,7 @@ from typing import ClassVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PositiveInt
 
-from models.ids import AggregateId
+from models.ids import MAX_VERSION, AggregateId
 from models.money import Money, PositiveMoney
 
 AGGREGATE_TYPE = "account"
@@ -97,13 +97,13 @@ class Account(Strict):
 class OpenAccountRequest(Strict):
     account_id: AggregateId
     owner: str = Field(min_length=1, max_length=200)
-    expected_version: int | None = Field(default=None, ge=0)
+    expected_version: int | None = Field(default=None, ge=0, le=MAX_VERSION)
 
 
 class AmountRequest(Strict):
     amount: PositiveMoney
     reference: str | None = Field(default=None, max_length=200)
-    expected_version: int | None = Field(default=None, ge=0)
+    expected_version: int | None = Field(default=None, ge=0, le=MAX_VERSION)
 
 
 class AccountView(BaseModel):

@@ -6,6 +6,10 @@ from pydantic import StringConstraints
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
 
+MAX_VERSION = 999_999_999_999
+"""The largest aggregate version a client may name: far beyond any real one, and well
+inside the 64-bit integers JSON encoders and Kafka tools take."""
+
 AggregateId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 """1-64 characters: letters, digits, '.', '_', ':', '-'; starts with a letter or digit."""
 

@@ -6,6 +6,8 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from models.ids import MAX_VERSION
+
 STOCK = "stock"
 RESERVATION = "reservation"
 MAX_STOCK_ADD = 1_000_000
@@ -95,7 +97,7 @@ class Stock(Strict):
 
 class AddStockRequest(Strict):
     quantity: int = Field(gt=0, le=MAX_STOCK_ADD)
-    expected_version: int | None = Field(default=None, ge=0)
+    expected_version: int | None = Field(default=None, ge=0, le=MAX_VERSION)
 
 
 # --- Reservation (per order) --------------------------------------------------------

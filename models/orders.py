@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import (
     AwareDatetime,
@@ -14,8 +14,8 @@ from pydantic import (
     field_validator,
 )
 
-from models.ids import AggregateId
-from models.money import MAX_AMOUNT, Money, PositiveMoney
+from models.ids import MAX_VERSION, AggregateId
+from models.money import MAX_AMOUNT, NON_NEGATIVE_INPUT, Money, PositiveMoney
 
 AGGREGATE_TYPE = "order"
 MAX_LINES = 50
@@ -55,7 +55,9 @@ class PlaceOrder(Strict):
     command_type: ClassVar[str] = "PlaceOrder"
     customer_id: AggregateId
     lines: list[OrderLine] = Field(min_length=1, max_length=MAX_LINES)
-    discount: Money = Field(default=Decimal("0.00"), validate_default=True)
+    discount: Annotated[Money, NON_NEGATIVE_INPUT] = Field(
+        default=Decimal("0.00"), validate_default=True
+    )
     shipping_address: Address | None = None
 
     @field_validator("lines")
@@ -203,7 +205,7 @@ class PlaceOrderRequest(PlaceOrder):
     """`POST /orders`: the command's fields, an optional order id and expected version."""
 
     order_id: AggregateId | None = None
-    expected_version: int | None = Field(default=None, ge=0)
+    expected_version: int | None = Field(default=None, ge=0, le=MAX_VERSION)
 
     def command(self) -> PlaceOrder:
         return PlaceOrder.model_validate(self.model_dump(exclude={"order_id", "expected_version"}))
@@ -211,8 +213,8 @@ class PlaceOrderRequest(PlaceOrder):
 
 class CancelOrderRequest(Strict):
     reason: str = Field(default="customer_request", min_length=1, max_length=100)
-    expected_version: int | None = Field(default=None, ge=0)
+    expected_version: int | None = Field(default=None, ge=0, le=MAX_VERSION)
 
 
 class VersionOnlyRequest(Strict):
-    expected_version: int | None = Field(default=None, ge=0)
+    expected_version: int | None = Field(default=None, ge=0, le=MAX_VERSION)

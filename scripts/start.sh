@@ -134,6 +134,7 @@ cat <<EOF
   The shop is running.
     API        http://127.0.0.1:$port_1  and  http://127.0.0.1:$port_2  (any worker answers)
     dashboard  http://127.0.0.1:$port_1/dashboard
+    API docs   http://127.0.0.1:$port_1/docs  (the contract: /openapi.json)
     health     http://127.0.0.1:$port_1/health
     try        curl -s http://127.0.0.1:$port_1/accounts/cust-0001
                curl -s "http://127.0.0.1:$port_1/orders?status=shipped&limit=5"

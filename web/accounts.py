@@ -21,8 +21,10 @@ from models.accounts import (
     OpenAccountRequest,
     WithdrawMoney,
 )
+from models.ids import MAX_VERSION
 from tables.owners import owners
 from tables.state_fold import read_history
+from web.answers import AccountEvents
 from web.http import (
     HttpError,
     StateRows,
@@ -30,6 +32,7 @@ from web.http import (
     check_id,
     execute,
     handles_errors,
+    int_param,
     min_version_param,
     new_command,
     owner_route,
@@ -39,10 +42,46 @@ from web.http import (
     store_of,
     validation_error,
 )
+from web.operations import (
+    IDEMPOTENCY_KEY,
+    IF_MATCH,
+    MIN_VERSION,
+    NOT_FOUND,
+    Answer,
+    Link,
+    Param,
+    command_answers,
+    operation,
+    path_id,
+    read_answers,
+)
+
+ACCOUNT_ID = path_id("account_id", "The account")
+OPENED = {
+    "GetAccount": Link("AccountStateView", {"account_id": "$response.body#/account_id"}, "Read it"),
+    "Deposit": Link("DepositView", {"account_id": "$response.body#/account_id"}, "Pay in"),
+    "Withdraw": Link("WithdrawalView", {"account_id": "$response.body#/account_id"}, "Take out"),
+}
+MOVED = {
+    "GetAccount": Link(
+        "AccountStateView",
+        {"account_id": "$request.path.account_id", "min_version": "$response.body#/version"},
+        "Read the balance after this move",
+    )
+}
 
 
 @app.page("/accounts")
 class OpenAccountView(View):
+    @operation(
+        "Open an account",
+        tag="accounts",
+        body=OpenAccountRequest,
+        params=(IDEMPOTENCY_KEY, IF_MATCH),
+        answers=command_answers(201, rejections=(409,)),
+        secured=True,
+        links={201: OPENED},
+    )
     @handles_errors
     async def post(self, request: Request) -> Response:
         admit_command(request)
@@ -57,7 +96,7 @@ class _AmountView(View):
     payload_type: Any = DepositMoney
 
     @handles_errors
-    async def post(self, request: Request, account_id: str) -> Response:
+    async def move(self, request: Request, account_id: str) -> Response:
         admit_command(request)
         check_id(account_id, "account_id")
         body = await read_body(request, AmountRequest)
@@ -66,20 +105,43 @@ class _AmountView(View):
         return result_response(self, await execute(account_commands, cmd))
 
 
+def _moving(summary: str) -> Any:
+    return operation(
+        summary,
+        tag="accounts",
+        body=AmountRequest,
+        params=(ACCOUNT_ID, IDEMPOTENCY_KEY, IF_MATCH),
+        answers=command_answers(201, rejections=(404, 409)),
+        secured=True,
+        links={201: MOVED},
+    )
+
+
 @app.page("/accounts/{account_id}/deposits")
 class DepositView(_AmountView):
     payload_type = DepositMoney
+
+    @_moving("Deposit money")
+    async def post(self, request: Request, account_id: str) -> Response:
+        return await self.move(request, account_id)
 
 
 @app.page("/accounts/{account_id}/withdrawals")
 class WithdrawalView(_AmountView):
     payload_type = WithdrawMoney
 
+    @_moving("Withdraw money")
+    async def post(self, request: Request, account_id: str) -> Response:
+        """Refused with 409 when the balance does not cover it (`balance` says what
+        there is)."""
+        return await self.move(request, account_id)
+
 
 def _history_query(request: Request) -> HistoryQuery:
+    at_version = int_param(request, "at_version", None, 1, MAX_VERSION)
     try:
         query = HistoryQuery.model_validate(
-            {k: request.query[k] for k in ("at_version", "as_of") if k in request.query}
+            {"at_version": at_version, "as_of": request.query.get("as_of")}
         )
     except ValidationError as error:
         raise validation_error(error) from None
@@ -92,11 +154,32 @@ def _history_query(request: Request) -> HistoryQuery:
 routed_by_account = owners
 
 
+AT_VERSION = Param(
+    "at_version",
+    "query",
+    {"type": "integer", "minimum": 1, "maximum": MAX_VERSION},
+    "The account as it was at this version (replayed from its events).",
+)
+AS_OF = Param(
+    "as_of",
+    "query",
+    {"type": "string", "format": "date-time"},
+    "The account as it was at this time, with its UTC offset (RFC 3339).",
+)
+
+
 @app.page("/accounts/{account_id}")
 class AccountStateView(View):
+    @operation(
+        "Read an account",
+        tag="accounts",
+        params=(ACCOUNT_ID, MIN_VERSION, AT_VERSION, AS_OF),
+        answers=read_answers(Answer(200, "The account.", AccountView), NOT_FOUND),
+    )
     @handles_errors
     @owner_route(routed_by_account, "account_id")
     async def get(self, request: Request, account_id: str) -> Response:
+        """Its balance now (or, with `at_version` or `as_of`, then: not both)."""
         query = _history_query(request)
         if query.at_version is not None or query.as_of is not None:
             return self.json(as_of(account_id, query))
@@ -133,6 +216,12 @@ def as_of(account_id: str, query: HistoryQuery) -> dict[str, Any]:
 
 @app.page("/accounts/{account_id}/events")
 class AccountEventsView(View):
+    @operation(
+        "An account's events",
+        tag="accounts",
+        params=(ACCOUNT_ID,),
+        answers=read_answers(Answer(200, "Every event, oldest first.", AccountEvents), NOT_FOUND),
+    )
     @handles_errors
     @owner_route(routed_by_account, "account_id")
     async def get(self, request: Request, account_id: str) -> Response:

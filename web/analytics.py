@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import time
 from collections import deque
 from datetime import datetime
@@ -42,7 +43,9 @@ from domain.analytics import label
 from tables import analytics as t
 from tables.owners import owners
 from tables.partition_store import PartitionStore
-from web.http import HttpError, handles_errors, owner_route, store_of
+from web.answers import LiveFigures, TopSkus, WindowSummary
+from web.http import HttpError, counted_param, handles_errors, owner_route, store_of
+from web.operations import Answer, Param, counted, operation, read_answers
 
 log = logging.getLogger(__name__)
 
@@ -72,20 +75,11 @@ def _invalid(field: str, reason: str) -> HttpError:
     )
 
 
-def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
-        raise _invalid(name, f"an integer from {low} to {high}")
-    return int(raw)
-
-
 def _until(request: Request, now_ms: int) -> int:
     raw = request.query.get("until")
     if raw is None or raw == "":
         return now_ms
-    if raw.isdigit() and len(raw) <= 15:
+    if _EPOCH_MS.fullmatch(raw):
         return int(raw)
     try:
         moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
@@ -96,12 +90,32 @@ def _until(request: Request, now_ms: int) -> int:
     return int(moment.timestamp() * 1000)
 
 
+_EPOCH_MS = re.compile(r"[0-9]{1,15}")
+UNTIL = Param(
+    "until",
+    "query",
+    {"type": "string", "pattern": r"^([0-9]{1,15}|[0-9]{4}-.+)?$"},
+    "The figures as of this moment: epoch milliseconds, or an ISO 8601 time with its UTC "
+    "offset. Default: now.",
+)
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
 @app.page("/analytics/summary")
 class SummaryView(View):
+    @operation(
+        "Figures by window",
+        tag="analytics",
+        params=(
+            Param("window", "query", {"enum": list(t.families())}, "A tumbling window."),
+            counted("last", 0, MAX_LAST, 10, "Closed windows before the current one."),
+            UNTIL,
+        ),
+        answers=read_answers(Answer(200, "Orders, revenue, payments by window.", WindowSummary)),
+    )
     @handles_errors
     @owner_route(routed, exact=HOME)
     async def get(self, request: Request) -> Response:
@@ -110,13 +124,23 @@ class SummaryView(View):
         family = request.query.get("window", label(t.config.window))
         if family not in families:
             raise _invalid("window", f"one of {', '.join(families)}")
-        last = _int_param(request, "last", 10, 0, MAX_LAST)
+        last = counted_param(request, "last", 10, 0, MAX_LAST)
         now = _now_ms()
         return self.json(t.summary(figures(), family, last, _until(request, now), now))
 
 
 @app.page("/analytics/top-skus")
 class TopSkusView(View):
+    @operation(
+        "Top SKUs",
+        tag="analytics",
+        params=(
+            Param("window", "query", {"enum": [t.config.hop_label]}, "The hopping window."),
+            counted("limit", 1, MAX_LIMIT, 10, "SKUs in each ranking."),
+            UNTIL,
+        ),
+        answers=read_answers(Answer(200, "By quantity and by revenue.", TopSkus)),
+    )
     @handles_errors
     @owner_route(routed, exact=HOME)
     async def get(self, request: Request) -> Response:
@@ -124,7 +148,7 @@ class TopSkusView(View):
         family = request.query.get("window", t.config.hop_label)
         if family != t.config.hop_label:
             raise _invalid("window", f"{t.config.hop_label} (the hopping window)")
-        limit = _int_param(request, "limit", 10, 1, MAX_LIMIT)
+        limit = counted_param(request, "limit", 10, 1, MAX_LIMIT)
         return self.json(t.top(figures(), limit, _until(request, _now_ms())))
 
 
@@ -240,6 +264,11 @@ async def local_snapshot() -> dict[str, Any]:
 
 @app.page("/analytics/live")
 class LiveView(View):
+    @operation(
+        "The live figures",
+        tag="analytics",
+        answers=read_answers(Answer(200, "What the dashboard shows.", LiveFigures)),
+    )
     @handles_errors
     @owner_route(routed, exact=HOME)
     async def get(self, request: Request) -> Response:
@@ -284,6 +313,20 @@ _streams = {"open": 0}
 
 @app.page("/analytics/stream")
 class StreamView(View):
+    @operation(
+        "The live figures, pushed",
+        tag="analytics",
+        answers=(
+            Answer(
+                200,
+                "Server-Sent Events, never ending: `event: figures` each second (data: the "
+                "live figures), `event: unavailable` while there are none.",
+                {"type": "string"},
+                media=("text/event-stream",),
+            ),
+            Answer(503, "`too_many_streams`."),
+        ),
+    )
     async def get(self, request: Request) -> Any:
         """`event: figures` with the live snapshot each second; `event: unavailable` while
         no figures can be had (the client shows its data as stale)."""

@@ -15,7 +15,33 @@ from models.dead_letters import DeadLetter
 from tables.dead_letters import letter, letters
 from tables.owners import owners
 from tables.partition_store import PartitionStore
-from web.http import HttpError, handles_errors, owner_route, require_token, store_of
+from web.answers import DeadLettersPage
+from web.http import (
+    HttpError,
+    counted_param,
+    handles_errors,
+    owner_route,
+    require_token,
+    store_of,
+)
+from web.operations import (
+    NOT_READY,
+    Answer,
+    Link,
+    Param,
+    counted,
+    operation,
+    read_answers,
+)
+
+TEXT = {"type": "string"}
+LETTER_ID = Param(
+    "letter_id",
+    "path",
+    {"type": "string", "minLength": 1},
+    "The dead letter's id, `topic:partition:offset:agent`.",
+    True,
+)
 
 HOME = key_in_partition(0)
 """Routes a request to the worker that folds the dead letters (partition 0 of the orders)."""
@@ -44,19 +70,31 @@ def _page(
 
 @app.page("/ops/dead-letters")
 class DeadLettersView(View):
+    @operation(
+        "Dead letters",
+        tag="operations",
+        params=(
+            Param("topic", "query", TEXT, "Only those from this source topic."),
+            Param("error", "query", TEXT, "Only those whose error contains this text."),
+            counted("limit", 1, 1000, 100, "Letters per page."),
+            Param("after", "query", TEXT, "The `next_after` of the page before."),
+        ),
+        answers=read_answers(Answer(200, "A page of dead letters, by id.", DeadLettersPage)),
+        links={
+            200: {
+                "Redrive": Link(
+                    "RedriveView",
+                    {"letter_id": "$response.body#/dead_letters/0/id"},
+                    "Re-drive the first letter of the page",
+                )
+            }
+        },
+    )
     @handles_errors
     @owner_route(routed, exact=HOME)
     async def get(self, request: Request) -> Response:
-        """?topic=<source topic>&error=<substring>&limit=&after=<id>"""
-        raw_limit = request.query.get("limit", "100")
-        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 1000:
-            raise HttpError(
-                422,
-                "invalid_request",
-                "invalid fields: limit",
-                fields=[{"field": "limit", "reason": "an integer from 1 to 1000"}],
-            )
-        limit = int(raw_limit)
+        """Messages an agent could not process, with the cause, in id order."""
+        limit = counted_param(request, "limit", 100, 1, 1000)
         page = _page(
             request.query.get("topic"),
             request.query.get("error"),
@@ -69,6 +107,24 @@ class DeadLettersView(View):
 
 @app.page("/ops/dead-letters/{letter_id}/retry")
 class RedriveView(View):
+    @operation(
+        "Re-drive a dead letter",
+        tag="operations",
+        params=(LETTER_ID,),
+        secured=True,
+        answers=(
+            Answer(200, "Re-driven: the letter, now `redriven`.", DeadLetter),
+            Answer(
+                401,
+                "`unauthorized`: API_TOKEN is set and no valid bearer token was sent.",
+                headers=("WWW-Authenticate",),
+            ),
+            Answer(404, "No such dead letter (`not_found`)."),
+            Answer(409, "`already_redriven`."),
+            NOT_READY,
+            Answer(504, "`redrive_pending`: sent; not folded back yet."),
+        ),
+    )
     @handles_errors
     @owner_route(routed, exact=HOME)
     async def post(self, request: Request, letter_id: str) -> Response:

@@ -27,7 +27,7 @@ from app.metrics import COMMAND_RESULTS
 from app.producer import fetch_metadata
 from app.settings import settings
 from models.envelope import CommandEnvelope, CommandResult
-from models.ids import ID_PATTERN
+from models.ids import ID_PATTERN, MAX_VERSION
 from tables.partition_store import PartitionStore
 from tables.state_fold import state_row
 
@@ -36,6 +36,8 @@ Handler = Callable[..., Awaitable[Response]]
 
 _ID = re.compile(ID_PATTERN)
 _KEY = re.compile(r"^[\x21-\x7e]{1,128}$")
+_DIGITS = re.compile(r"[0-9]{1,12}")
+_VERSION_TAG = re.compile(r'"?([0-9]{1,12})"?')
 
 
 class HttpError(Exception):
@@ -68,6 +70,28 @@ def handles_errors(fun: Handler) -> Handler:
     return wrapper
 
 
+_ROUTER_CODES = {404: "not_found", 405: "method_not_allowed"}
+
+
+@web.middleware
+async def errors_as_json(request: web.Request, handler: Any) -> web.StreamResponse:
+    """What aiohttp itself refuses (no such route, a method the route lacks) in the
+    same JSON envelope as every other refusal, keeping its Allow header."""
+    try:
+        response: web.StreamResponse = await handler(request)
+        return response
+    except web.HTTPException as error:
+        if error.status < 400 or error.content_type == "application/json":
+            raise
+        code = _ROUTER_CODES.get(error.status, "http_error")
+        reason = f"{error.reason}: {request.method} {request.path}"
+        headers = {k: v for k, v in error.headers.items() if k in ("Allow", "Retry-After")}
+        return web.json_response(error_body(code, reason), status=error.status, headers=headers)
+
+
+cast(Any, app.web).web_app.middlewares.append(errors_as_json)
+
+
 def validation_error(error: ValidationError) -> HttpError:
     fields = [
         {"field": ".".join(str(p) for p in e["loc"]) or "body", "reason": e["msg"]}
@@ -78,7 +102,7 @@ def validation_error(error: ValidationError) -> HttpError:
 
 
 def check_id(value: str, name: str) -> str:
-    if not _ID.match(value):
+    if not _ID.fullmatch(value):  # fullmatch: `$` also matches before a final "\n"
         raise HttpError(
             422,
             "invalid_request",
@@ -155,7 +179,7 @@ def at_capacity(overloaded: Overloaded, **facts: Any) -> HttpError:
 
 def idempotency_key(request: Request) -> str | None:
     key = request.headers.get("Idempotency-Key")
-    if key is not None and not _KEY.match(key):
+    if key is not None and not _KEY.fullmatch(key):
         raise HttpError(
             422,
             "invalid_request",
@@ -170,15 +194,15 @@ def expected_version(request: Request, from_body: int | None) -> int | None:
     header = request.headers.get("If-Match")
     if header is None:
         return from_body
-    text = header.strip().strip('"')
-    if not text.isdigit() or len(text) > 12:
+    match = _VERSION_TAG.fullmatch(header.strip())
+    if match is None:
         raise HttpError(
             422,
             "invalid_request",
             "If-Match must be an aggregate version",
             fields=[{"field": "If-Match", "reason": "a non-negative integer"}],
         )
-    return int(text)
+    return int(match.group(1))
 
 
 async def execute(topic: Any, command: CommandEnvelope) -> CommandResult:
@@ -289,18 +313,30 @@ def new_command(
     )
 
 
-def min_version_param(request: Request) -> int | None:
-    raw = request.query.get("min_version")
+def int_param(request: Request, name: str, default: int | None, low: int, high: int) -> int | None:
+    """A query parameter that is a whole number from `low` to `high` (ASCII digits only:
+    `str.isdigit` also takes "²", which `int` then refuses), or `default` when absent."""
+    raw = request.query.get(name)
     if raw is None:
-        return None
-    if not raw.isdigit() or len(raw) > 12:
+        return default
+    if not _DIGITS.fullmatch(raw) or not low <= int(raw) <= high:
         raise HttpError(
             422,
             "invalid_request",
-            "invalid fields: min_version",
-            fields=[{"field": "min_version", "reason": "a non-negative integer"}],
+            f"invalid fields: {name}",
+            fields=[{"field": name, "reason": f"an integer from {low} to {high}"}],
         )
     return int(raw)
+
+
+def counted_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+    """`int_param` for a parameter that has a default (limit, last)."""
+    value = int_param(request, name, default, low, high)
+    return default if value is None else value
+
+
+def min_version_param(request: Request) -> int | None:
+    return int_param(request, "min_version", None, 0, MAX_VERSION)
 
 
 def store_of(fold: FoldRunner, key: str) -> PartitionStore:

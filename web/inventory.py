@@ -9,6 +9,7 @@ from app.main import app
 from app.topics import stock_commands
 from models.inventory import AddStock, AddStockRequest, Stock
 from tables.owners import owners
+from web.answers import StockLevel
 from web.http import (
     HttpError,
     StateRows,
@@ -23,10 +24,39 @@ from web.http import (
     read_body,
     result_response,
 )
+from web.operations import (
+    IDEMPOTENCY_KEY,
+    IF_MATCH,
+    MIN_VERSION,
+    Answer,
+    Link,
+    command_answers,
+    operation,
+    path_id,
+    read_answers,
+)
+
+SKU = path_id("sku", "The product's SKU")
+STOCKED = {
+    "GetStock": Link(
+        "StockView",
+        {"sku": "$request.path.sku", "min_version": "$response.body#/version"},
+        "Read the stock after this change",
+    )
+}
 
 
 @app.page("/products/{sku}/stock")
 class AddStockView(View):
+    @operation(
+        "Add stock",
+        tag="products",
+        body=AddStockRequest,
+        params=(SKU, IDEMPOTENCY_KEY, IF_MATCH),
+        answers=command_answers(201, rejections=(409,)),
+        secured=True,
+        links={201: STOCKED},
+    )
     @handles_errors
     async def post(self, request: Request, sku: str) -> Response:
         admit_command(request)
@@ -38,6 +68,15 @@ class AddStockView(View):
 
 @app.page("/products/{sku}")
 class StockView(View):
+    @operation(
+        "A product's stock",
+        tag="products",
+        params=(SKU, MIN_VERSION),
+        answers=read_answers(
+            Answer(200, "On hand, reserved by orders under way, available.", StockLevel),
+            Answer(404, "The SKU was never stocked (`not_found`)."),
+        ),
+    )
     @handles_errors
     @owner_route(owners, "sku")  # the worker that decides the SKU's commands
     async def get(self, request: Request, sku: str) -> Response:

@@ -30,6 +30,8 @@ from app.command_bus import command_bus
 from app.lag import LagUnavailable, lag_monitor
 from app.main import app
 from app.stalls import stalls
+from web.answers import ErrorBody, Health, LagReport, Readiness
+from web.operations import RETRY_AFTER, Answer, operation
 
 
 def readiness() -> dict[str, object]:
@@ -68,6 +70,14 @@ async def health() -> dict[str, Any]:
 class HealthView(View):
     """200 when this worker owns partitions, has recovered its tables and takes commands."""
 
+    @operation(
+        "Is this worker ready?",
+        tag="operations",
+        answers=(
+            Answer(200, "Ready: `status` is ok.", Readiness),
+            Answer(503, "Starting: `catching_up` says what is still folding.", Readiness),
+        ),
+    )
     async def get(self, request: Request) -> Response:
         body = readiness()
         return self.json(body, status=200 if body["status"] == "ok" else 503)
@@ -77,6 +87,11 @@ class HealthView(View):
 class OpsHealthView(View):
     """Always 200 while the worker answers: `status` is starting, ok or degraded."""
 
+    @operation(
+        "Health, with lag",
+        tag="operations",
+        answers=(Answer(200, "`status`: starting, ok or degraded (lag, stalls).", Health),),
+    )
     async def get(self, request: Request) -> Response:
         return self.json(await health())
 
@@ -85,6 +100,14 @@ class OpsHealthView(View):
 class ReadyView(View):
     """Readiness probe: 200 when ready and not degraded by lag, else 503."""
 
+    @operation(
+        "Readiness probe",
+        tag="operations",
+        answers=(
+            Answer(200, "Ready and not degraded.", Health),
+            Answer(503, "Starting or degraded.", Health, headers=(RETRY_AFTER,)),
+        ),
+    )
     async def get(self, request: Request) -> Response:
         body = await health()
         return self.json(
@@ -98,6 +121,19 @@ class ReadyView(View):
 class LagView(View):
     """The consumer group's lag per topic partition, measured from Kafka's offsets."""
 
+    @operation(
+        "Consumer lag",
+        tag="operations",
+        answers=(
+            Answer(200, "Per topic partition, and each fold's on this worker.", LagReport),
+            Answer(
+                503,
+                "`lag_unavailable`: Kafka did not answer.",
+                ErrorBody,
+                headers=(RETRY_AFTER,),
+            ),
+        ),
+    )
     async def get(self, request: Request) -> Response:
         try:
             report = await lag_monitor.report()
@@ -118,6 +154,18 @@ class LagView(View):
 class MetricsView(View):
     """Prometheus text format; refreshes the lag gauges (cached) first."""
 
+    @operation(
+        "Prometheus metrics",
+        tag="operations",
+        answers=(
+            Answer(
+                200,
+                "The Prometheus text exposition format.",
+                {"type": "string"},
+                media=("text/plain",),
+            ),
+        ),
+    )
     async def get(self, request: Request) -> Response:
         # unmeasurable lag shows as shop_lag_degraded 1 without per-partition series
         with contextlib.suppress(LagUnavailable):

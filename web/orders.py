@@ -28,11 +28,13 @@ from models.orders import (
 )
 from tables import orders as t
 from tables.owners import owners
+from web.answers import CustomerOrders, OrdersPage, OrderTimeline
 from web.http import (
     HttpError,
     StateRows,
     admit_command,
     check_id,
+    counted_param,
     execute,
     handles_errors,
     idempotency_key,
@@ -43,6 +45,22 @@ from web.http import (
     read_body,
     result_response,
     store_of,
+)
+from web.operations import (
+    ID_SCHEMA,
+    IDEMPOTENCY_KEY,
+    IF_MATCH,
+    MIN_VERSION,
+    NOT_FOUND,
+    RETRY_AFTER,
+    Answer,
+    Link,
+    Param,
+    command_answers,
+    counted,
+    operation,
+    path_id,
+    read_answers,
 )
 
 MAX_PAGE = 500
@@ -73,15 +91,48 @@ def order_id_for(request: Request, body: PlaceOrderRequest) -> str:
     return f"ord-{seed.hex[:16]}"
 
 
+ORDER_ID = path_id("order_id", "The order")
+PLACED = {
+    "GetOrder": Link(
+        "OrderView",
+        {"order_id": "$response.body#/order_id", "min_version": "$response.body#/version"},
+        "Follow the order as the saga carries it on",
+    ),
+    "GetTimeline": Link("TimelineView", {"order_id": "$response.body#/order_id"}, "Its steps"),
+    "CancelOrder": Link("CancelOrderView", {"order_id": "$response.body#/order_id"}, "Cancel it"),
+    "CompleteOrder": Link(
+        "CompleteOrderView", {"order_id": "$response.body#/order_id"}, "Complete it once shipped"
+    ),
+}
+SAGA_BUSY = Answer(
+    503,
+    "`saga_busy`: the saga already carries SAGA_MAX_OPEN_ORDERS orders on this worker, or "
+    "`overloaded`: the worker is at capacity. Nothing was placed: retry.",
+    headers=(RETRY_AFTER,),
+)
+
+
 def order_view(row: dict[str, Any]) -> dict[str, Any]:
     return Order.model_validate(row).model_dump(mode="json")
 
 
 @app.page("/orders")
 class OrdersView(View):
+    @operation(
+        "Place an order",
+        tag="orders",
+        body=PlaceOrderRequest,
+        params=(IDEMPOTENCY_KEY, IF_MATCH),
+        answers=command_answers(202, SAGA_BUSY, rejections=(409,)),
+        secured=True,
+        links={202: PLACED},
+        operation_id="PlaceOrder",
+    )
     @handles_errors
     async def post(self, request: Request) -> Response:
-        """Place an order: 202, the saga carries it on; follow it with GET /orders/{id}."""
+        """202: the order is placed as `pending` and the saga carries it on (payment,
+        stock, shipping); follow it with `GET /orders/{order_id}`. Its id is `order_id`
+        if given, else derived from the Idempotency-Key, else new."""
         admit_command(request)
         admit_order()
         body = await read_body(request, PlaceOrderRequest)
@@ -93,10 +144,21 @@ class OrdersView(View):
         status = "pending" if result.outcome == "accepted" else None
         return result_response(self, result, order_id=order_id, order_status=status)
 
+    @operation(
+        "Orders in a status",
+        tag="orders",
+        params=(
+            Param("status", "query", {"enum": list(STATUSES)}, "The status.", required=True),
+            counted("limit", 1, MAX_PAGE, 100, "Orders per page."),
+            Param("after", "query", ID_SCHEMA, "The `next_after` of the page before."),
+        ),
+        answers=read_answers(Answer(200, "A page of orders, by order id.", OrdersPage)),
+        operation_id="OrdersInStatus",
+    )
     @handles_errors
     @owner_route(routed, "status", query=True)
     async def get(self, request: Request) -> Response:
-        """A page of the orders in one status, by order id: ?status=&limit=&after=."""
+        """A page of the orders in one status, by order id."""
         status = request.query["status"]
         if status not in STATUSES:
             raise HttpError(
@@ -105,7 +167,7 @@ class OrdersView(View):
                 "invalid fields: status",
                 fields=[{"field": "status", "reason": f"one of {', '.join(STATUSES)}"}],
             )
-        limit = _limit(request.query.get("limit", "100"))
+        limit = counted_param(request, "limit", 100, 1, MAX_PAGE)
         after = request.query.get("after")
         if after is not None:
             check_id(after, "after")
@@ -114,19 +176,14 @@ class OrdersView(View):
         return self.json({"status": status, "orders": page, "next_after": next_after})
 
 
-def _limit(raw: str) -> int:
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
-        raise HttpError(
-            422,
-            "invalid_request",
-            "invalid fields: limit",
-            fields=[{"field": "limit", "reason": f"an integer from 1 to {MAX_PAGE}"}],
-        )
-    return int(raw)
-
-
 @app.page("/orders/{order_id}")
 class OrderView(View):
+    @operation(
+        "Read an order",
+        tag="orders",
+        params=(ORDER_ID, MIN_VERSION),
+        answers=read_answers(Answer(200, "The order.", Order), NOT_FOUND),
+    )
     @handles_errors
     @owner_route(routed, "order_id")
     async def get(self, request: Request, order_id: str) -> Response:
@@ -139,6 +196,15 @@ class OrderView(View):
 
 @app.page("/orders/{order_id}/timeline")
 class TimelineView(View):
+    @operation(
+        "An order's saga steps",
+        tag="orders",
+        params=(ORDER_ID,),
+        answers=read_answers(
+            Answer(200, "Every event of the order's saga, in time order.", OrderTimeline),
+            NOT_FOUND,
+        ),
+    )
     @handles_errors
     @owner_route(routed, "order_id")
     async def get(self, request: Request, order_id: str) -> Response:
@@ -150,6 +216,14 @@ class TimelineView(View):
 
 @app.page("/orders/{order_id}/complete")
 class CompleteOrderView(View):
+    @operation(
+        "Complete a shipped order",
+        tag="orders",
+        body=VersionOnlyRequest,
+        params=(ORDER_ID, IDEMPOTENCY_KEY, IF_MATCH),
+        answers=command_answers(202, rejections=(404, 409)),
+        secured=True,
+    )
     @handles_errors
     async def post(self, request: Request, order_id: str) -> Response:
         admit_command(request)
@@ -163,6 +237,14 @@ class CompleteOrderView(View):
 
 @app.page("/orders/{order_id}/cancel")
 class CancelOrderView(View):
+    @operation(
+        "Cancel an order",
+        tag="orders",
+        body=CancelOrderRequest,
+        params=(ORDER_ID, IDEMPOTENCY_KEY, IF_MATCH),
+        answers=command_answers(202, rejections=(404, 409)),
+        secured=True,
+    )
     @handles_errors
     async def post(self, request: Request, order_id: str) -> Response:
         admit_command(request)
@@ -177,6 +259,12 @@ class CancelOrderView(View):
 
 @app.page("/customers/{customer_id}/orders")
 class CustomerOrdersView(View):
+    @operation(
+        "A customer's orders",
+        tag="orders",
+        params=(path_id("customer_id", "The customer"),),
+        answers=read_answers(Answer(200, "Every order of the customer.", CustomerOrders)),
+    )
     @handles_errors
     @owner_route(routed, "customer_id")
     async def get(self, request: Request, customer_id: str) -> Response:

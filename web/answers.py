@@ -1,0 +1,185 @@
+"""What the API answers, as pydantic models: the bodies the OpenAPI document promises.
+
+The command and read views build these shapes; the document takes its response
+schemas from here, and schemathesis checks in CI that each answer conforms.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from models.dead_letters import DeadLetter
+from models.envelope import CommandResult, EventEnvelope
+from models.orders import OrderStatus
+
+
+class FieldError(BaseModel):
+    field: str
+    """The request field (`amount`, `lines.0.sku`), path or query parameter, or header."""
+    reason: str
+
+
+class ErrorBody(BaseModel):
+    """Every refusal: a stable `error` code, a sentence, and the facts that go with it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    error: str
+    reason: str
+    fields: list[FieldError] | None = None
+    """On 422 `invalid_request`: each invalid field with its reason."""
+
+
+class CommandAnswer(CommandResult):
+    """A command's answer: the recorded result; on a rejection, the error code and reason
+    too, with its facts in `details` (and at the top level, e.g. `balance`)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    error: str | None = None
+    reason: str | None = None
+    details: dict[str, Any] | None = None
+
+
+class AccountEvents(BaseModel):
+    account_id: str
+    version: int
+    events: list[EventEnvelope]
+
+
+class OrderSummary(BaseModel):
+    """An order as the customer and status views list it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    order_id: str
+    status: OrderStatus
+    version: int
+
+
+class OrdersPage(BaseModel):
+    status: OrderStatus
+    orders: list[OrderSummary]
+    next_after: str | None
+    """Pass as `after` for the next page; null on the last page."""
+
+
+class CustomerOrders(BaseModel):
+    customer_id: str
+    orders: list[OrderSummary]
+
+
+class TimelineStep(BaseModel):
+    at: str
+    service: str
+    event_type: str
+    event_id: str
+    aggregate: str
+    version: int
+    caused_by: str | None
+    payload: dict[str, Any]
+
+
+class OrderTimeline(BaseModel):
+    order_id: str
+    steps: list[TimelineStep]
+
+
+class StockLevel(BaseModel):
+    sku: str
+    on_hand: int
+    reserved: int
+    available: int
+    version: int
+
+
+class DeadLettersPage(BaseModel):
+    dead_letters: list[DeadLetter]
+    next_after: str | None
+
+
+class ContractRow(BaseModel):
+    event_type: str
+    context: str
+    topic: str
+    current_version: int
+    versions: list[int]
+
+
+class ContractIndex(BaseModel):
+    events: list[ContractRow]
+    envelope: dict[str, Any]
+    """The event envelope's JSON Schema."""
+
+
+class Contract(BaseModel):
+    event_type: str
+    context: str
+    topic: str
+    current_version: int
+    versions: dict[str, Any]
+    """Each schema version's JSON Schema, by version."""
+
+
+class Readiness(BaseModel):
+    status: Literal["ok", "starting"]
+    recovering: bool
+    catching_up: dict[str, list[int]]
+    """Command sides and folds still folding their log to its end, with their partitions."""
+    active_partitions: int
+    web: str
+
+
+class Health(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    status: Literal["ok", "starting", "degraded"]
+    recovering: bool
+    catching_up: dict[str, list[int]]
+    active_partitions: int
+    web: str
+    lag: dict[str, Any]
+    stalled: list[dict[str, Any]]
+    """Agents held on a system error."""
+    fold_lag: int
+
+
+class LagReport(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    total: int
+    threshold: int
+    degraded: bool
+    folds: dict[str, list[dict[str, Any]]]
+
+
+class WindowSummary(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    window: str
+    size_seconds: int
+    windows: list[dict[str, Any]]
+
+
+class TopSkus(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    window: str
+    by_quantity: list[dict[str, Any]]
+    by_revenue: list[dict[str, Any]]
+
+
+class LiveFigures(BaseModel):
+    """Everything the dashboard shows, in one answer."""
+
+    server_time_ms: int
+    live: WindowSummary
+    main: WindowSummary
+    top: TopSkus
+    health: dict[str, Any]
+
+
+class Index(BaseModel):
+    status: Literal["OK"]
