@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import os
 import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
@@ -34,8 +33,10 @@ from faust.types import EventT
 from pydantic import ValidationError
 
 from agents.skipped_offsets import skipped_before
+from app import faults
 from app.main import app
 from app.metrics import DEAD_LETTERS
+from app.settings import settings
 from app.stalls import stalls
 from app.topics import dead_letter_topic
 from models.dead_letters import DeadLetter
@@ -45,31 +46,14 @@ from tables.read_models import GapInLog, Record
 
 log = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = int(os.environ.get("HANDLER_MAX_ATTEMPTS", "4"))
-BACKOFF_SECONDS = float(os.environ.get("HANDLER_BACKOFF_SECONDS", "0.2"))
+MAX_ATTEMPTS = settings.handler_max_attempts
+BACKOFF_SECONDS = settings.handler_backoff_seconds
 MAX_BACKOFF_SECONDS = 5.0
 PERMANENT = (ValidationError, UnknownSchemaVersion, UnicodeDecodeError, GapInLog)
 """Errors no retry can fix: the message itself is bad (or the log lacks what it follows)."""
 SYSTEM = (KafkaError, PartitionsMismatch, ProducerSendError, OSError)
 """Errors of the system around the message (OSError covers timeouts, connections, disks):
 held and retried until they clear, never dead-lettered."""
-
-
-class InjectedFailure(RuntimeError):
-    """A failure made on purpose (SHOP_FAIL_FIRST), to exercise retries."""
-
-
-def _parse_fail_first(spec: str) -> tuple[str, int]:
-    name, _, count = spec.partition(":")
-    return name, int(count) if count.isdigit() else 0
-
-
-FAIL_FIRST = _parse_fail_first(os.environ.get("SHOP_FAIL_FIRST", ""))
-"""SHOP_FAIL_FIRST="agent:N": that agent's handler fails its first N attempts (tests)."""
-
-
-def _injected(agent: str) -> int:
-    return FAIL_FIRST[1] if FAIL_FIRST[0] == agent else 0
 
 
 Handler = Callable[[str, bytes], Awaitable[Any]]
@@ -85,7 +69,6 @@ async def guarded(
     partition moved while held. Holds on system errors; never raises. Messages faust
     skipped before this one are handled first, each result passed to `then`."""
     message = event.message
-    fail_first = _injected(agent)
     attempt = 0
     skipped_checked = False
     while True:
@@ -97,8 +80,7 @@ async def guarded(
                     done = await guarded(agent, cast(EventT, lost), handle, then)
                     if then is not None and done is not None:
                         await then(cast(EventT, lost), done)
-            if attempt < fail_first:
-                raise InjectedFailure(f"injected failure {attempt + 1} of {fail_first}")
+            faults.handler_attempt(agent, attempt)  # SHOP_FAIL_FIRST: a failure on purpose
             result = await handle(message.topic, event.value)
             stalls.cleared(agent)
             return result

@@ -18,21 +18,16 @@ import random
 import signal
 import sys
 import time
-import uuid
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-import aiohttp
-
 from app.dead_letters_cli import add_dead_letters_parser
+from app.http_client import MAX_ATTEMPTS, ApiClient, Tally
 from app.load import add_load_parser, positive_float, positive_int, token_or_environment
 from app.rebuild_cli import add_rebuild_parser
 
-RETRY_STATUSES = frozenset({503, 504})
-MAX_ATTEMPTS = 8
 PROGRESS_EVERY = 5.0
 MAX_IN_FLIGHT = 64
 
@@ -41,14 +36,10 @@ MAX_IN_FLIGHT = 64
 
 
 @dataclass
-class Stats:
-    """What was sent and how the shop answered; one logical command counts once."""
+class Stats(Tally):
+    """What was sent and how the shop answered (the client's tally), and since when."""
 
     started: float = field(default_factory=time.monotonic)
-    sent: int = 0
-    retries: int = 0
-    statuses: Counter[int] = field(default_factory=Counter)
-    errors: Counter[str] = field(default_factory=Counter)
 
     @property
     def accepted(self) -> int:
@@ -92,55 +83,6 @@ class Pacer:
             await asyncio.sleep(slot - now)
 
 
-@dataclass
-class Client:
-    """Posts commands with an Idempotency-Key, retrying 503/504 with the same key."""
-
-    session: aiohttp.ClientSession
-    base_url: str
-    stats: Stats
-    token: str = ""
-
-    async def post(self, path: str, body: dict[str, Any]) -> int | None:
-        """The final HTTP status, or None when the shop never answered."""
-        headers = {"Idempotency-Key": uuid.uuid4().hex}
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
-        self.stats.sent += 1
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            status, retry_after = await self._attempt(path, body, headers)
-            if status is not None and status not in RETRY_STATUSES:
-                self.stats.statuses[status] += 1
-                return status
-            if attempt == MAX_ATTEMPTS:
-                break
-            self.stats.retries += 1
-            await asyncio.sleep(retry_after or min(0.25 * 2**attempt, 5.0))
-        if status is not None:
-            self.stats.statuses[status] += 1
-        return status
-
-    async def _attempt(
-        self, path: str, body: dict[str, Any], headers: dict[str, str]
-    ) -> tuple[int | None, float | None]:
-        try:
-            async with self.session.post(
-                f"{self.base_url}{path}", json=body, headers=headers
-            ) as response:
-                await response.read()
-                return response.status, _retry_after(response.headers.get("Retry-After"))
-        except (aiohttp.ClientError, TimeoutError) as error:
-            self.stats.errors[type(error).__name__] += 1
-            return None, None
-
-
-def _retry_after(value: str | None) -> float | None:
-    try:
-        return None if value is None else min(float(value), 10.0)
-    except ValueError:
-        return None
-
-
 def run_until_signalled(
     main: Callable[[asyncio.Event], Any],
 ) -> None:
@@ -169,37 +111,37 @@ def random_amount(rng: random.Random, low: int, high: int) -> str:
     return str(Decimal(cents).scaleb(-2))
 
 
-async def open_account(client: Client, account_id: str, rng: random.Random) -> None:
+async def open_account(client: ApiClient, account_id: str, rng: random.Random) -> None:
     """Open (409 = already there, fine) and fund one account."""
-    status = await client.post("/accounts", {"account_id": account_id, "owner": account_id})
+    status = await client.command("/accounts", {"account_id": account_id, "owner": account_id})
     if status in (201, 409):
         amount = random_amount(rng, 50, 500)
-        await client.post(f"/accounts/{account_id}/deposits", {"amount": amount})
+        await client.command(f"/accounts/{account_id}/deposits", {"amount": amount})
 
 
 SKUS = [f"SKU-{n:03d}" for n in range(1, 11)]
 
 
-async def stock_products(client: Client, rng: random.Random) -> None:
+async def stock_products(client: ApiClient, rng: random.Random) -> None:
     for sku in SKUS:
-        await client.post(f"/products/{sku}/stock", {"quantity": rng.randint(20, 200)})
+        await client.command(f"/products/{sku}/stock", {"quantity": rng.randint(20, 200)})
 
 
-async def place_order(client: Client, account_id: str, rng: random.Random) -> None:
+async def place_order(client: ApiClient, account_id: str, rng: random.Random) -> None:
     """An order of 1-3 lines; some are declined (funds), some short (stock), some cancelled."""
     lines = [
         {"sku": sku, "quantity": rng.randint(1, 3), "unit_price": random_amount(rng, 2, 60)}
         for sku in rng.sample(SKUS, rng.randint(1, 3))
     ]
     order_id = f"ord-{rng.getrandbits(48):012x}"
-    status = await client.post(
+    status = await client.command(
         "/orders", {"order_id": order_id, "customer_id": account_id, "lines": lines}
     )
     if status == 202 and rng.random() < 0.1:
-        await client.post(f"/orders/{order_id}/cancel", {"reason": "customer_request"})
+        await client.command(f"/orders/{order_id}/cancel", {"reason": "customer_request"})
 
 
-async def random_operation(client: Client, account_id: str, rng: random.Random) -> None:
+async def random_operation(client: ApiClient, account_id: str, rng: random.Random) -> None:
     """Mostly orders; else a deposit or a withdrawal (some refused for insufficient funds)."""
     if rng.random() < 0.6:
         await place_order(client, account_id, rng)
@@ -208,7 +150,9 @@ async def random_operation(client: Client, account_id: str, rng: random.Random) 
         path, amount = "deposits", random_amount(rng, 1, 200)
     else:
         path, amount = "withdrawals", random_amount(rng, 1, 250)
-    await client.post(f"/accounts/{account_id}/{path}", {"amount": amount, "reference": "traffic"})
+    await client.command(
+        f"/accounts/{account_id}/{path}", {"amount": amount, "reference": "traffic"}
+    )
 
 
 async def report_progress(stats: Stats, stop: asyncio.Event) -> None:
@@ -243,15 +187,14 @@ async def traffic(args: argparse.Namespace, stop: asyncio.Event) -> Stats:
     tasks: set[asyncio.Task[None]] = set()
     if args.duration is not None:
         asyncio.get_running_loop().call_later(args.duration, stop.set)
-    timeout = aiohttp.ClientTimeout(total=args.timeout)
     progress = asyncio.create_task(report_progress(stats, stop))
     print(
         f"traffic: {len(ids)} accounts, {args.rate}/s against {args.url}"
         + (f" for {args.duration}s" if args.duration is not None else " (Ctrl-C stops)"),
         flush=True,
     )
-    async with aiohttp.ClientSession(timeout=timeout) as session:
-        client = Client(session, args.url.rstrip("/"), stats, token_or_environment(args.token))
+    token = token_or_environment(args.token)
+    async with ApiClient(args.url, token=token, timeout=args.timeout, tally=stats) as client:
         await stock_products(client, rng)
         for account_id in ids:
             if not await paced(tasks, pacer, stop, open_account(client, account_id, rng)):

@@ -11,36 +11,33 @@ other client.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sys
 from typing import Any
 
-import httpx
-
-from app.load import positive_int
+from app.http_client import Answer, ApiClient, Unreachable
+from app.load import positive_int, token_or_environment
 
 DEFAULT_URL = "http://127.0.0.1:6066"
+TIMEOUT = 30.0
 
 
-def _client(args: argparse.Namespace) -> httpx.Client:
-    headers = {}
-    token = os.environ.get("API_TOKEN")
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    return httpx.Client(base_url=args.url, headers=headers, timeout=30.0)
+def _client(args: argparse.Namespace) -> ApiClient:
+    return ApiClient(args.url, token=token_or_environment(None), timeout=TIMEOUT)
 
 
-def _error(response: httpx.Response) -> str:
+def _error(answer: Answer) -> str:
     try:
-        body = response.json()
-        return f"{response.status_code} {body.get('error')}: {body.get('reason')}"
+        body = answer.json()
+        return f"{answer.status} {body.get('error')}: {body.get('reason')}"
     except ValueError:
-        return f"{response.status_code}: {response.text[:200]}"
+        return f"{answer.status}: {answer.text[:200]}"
 
 
-def fetch_dead_letters(
-    client: httpx.Client, topic: str | None, error: str | None, limit: int, every_page: bool
+async def fetch_dead_letters(
+    client: ApiClient, topic: str | None, error: str | None, limit: int, every_page: bool
 ) -> list[dict[str, Any]]:
     """Dead letters in id order, one page or every page."""
     params: dict[str, Any] = {"limit": min(limit, 1000)}
@@ -50,10 +47,10 @@ def fetch_dead_letters(
         params["error"] = error
     letters: list[dict[str, Any]] = []
     while True:
-        response = client.get("/ops/dead-letters", params=params)
-        if response.status_code != 200:
-            raise RuntimeError(_error(response))
-        body = response.json()
+        answer = await client.get("/ops/dead-letters", params=params)
+        if answer.status != 200:
+            raise RuntimeError(_error(answer))
+        body = answer.json()
         letters.extend(body["dead_letters"])
         if not every_page and len(letters) >= limit:
             return letters[:limit]
@@ -70,12 +67,15 @@ def summary_line(letter: dict[str, Any]) -> str:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    with _client(args) as client:
-        try:
-            letters = fetch_dead_letters(client, args.topic, args.error, args.limit, args.all)
-        except (RuntimeError, httpx.HTTPError) as exc:
-            print(f"shop dead-letters: {exc}", file=sys.stderr)
-            return 1
+    async def fetch() -> list[dict[str, Any]]:
+        async with _client(args) as client:
+            return await fetch_dead_letters(client, args.topic, args.error, args.limit, args.all)
+
+    try:
+        letters = asyncio.run(fetch())
+    except (RuntimeError, Unreachable) as exc:
+        print(f"shop dead-letters: {exc}", file=sys.stderr)
+        return 1
     if args.json:
         print(json.dumps(letters, indent=2))
         return 0
@@ -85,23 +85,28 @@ def run_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_retry(args: argparse.Namespace) -> int:
-    """Re-drive each id; exit 1 if any could not be (not found, already re-driven...)."""
+async def retry(args: argparse.Namespace) -> int:
+    """How many of the ids could not be re-driven."""
     failed = 0
-    with _client(args) as client:
+    async with _client(args) as client:
         for letter_id in args.ids:
             try:
-                response = client.post(f"/ops/dead-letters/{letter_id}/retry")
-            except httpx.HTTPError as exc:
+                answer = await client.post(f"/ops/dead-letters/{letter_id}/retry")
+            except Unreachable as exc:
                 print(f"{letter_id}: {exc}", file=sys.stderr)
                 failed += 1
                 continue
-            if response.status_code == 200:
-                print(f"{letter_id}: re-driven to {response.json()['source_topic']}")
+            if answer.status == 200:
+                print(f"{letter_id}: re-driven to {answer.json()['source_topic']}")
             else:
-                print(f"{letter_id}: {_error(response)}", file=sys.stderr)
+                print(f"{letter_id}: {_error(answer)}", file=sys.stderr)
                 failed += 1
-    return 1 if failed else 0
+    return failed
+
+
+def run_retry(args: argparse.Namespace) -> int:
+    """Re-drive each id; exit 1 if any could not be (not found, already re-driven...)."""
+    return 1 if asyncio.run(retry(args)) else 0
 
 
 DESCRIPTION = """\

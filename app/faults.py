@@ -16,12 +16,22 @@ handed to the producer, the others not yet), `append-unacked` (every event of
 the batch handed to the producer, none acknowledged yet), `appended` (all
 acknowledged, not yet folded into the store nor answered); `dispatch` (a saga
 command is sent: `@2` is between the commands of a fan-out), `reply` (a
-command's answer is sent); on a batched fold's path (agents/folds.py):
+command's answer is sent), `answer-here` (a saga command decided on the worker
+that sent it, its answer about to be decided there too: agents/service.py);
+on a batched fold's path (agents/folds.py):
 `fold-batch` (a batch folded in memory, nothing sent or written), `fold-unacked`
 (its feed messages handed to the producer, not yet acknowledged), `fold-sent`
 (its feed messages and dead letters acked, its rows not written), `fold-written`
 (its rows and offsets written, before the next batch), `fold-revoke` (its
 partitions are being revoked). Unset, a point costs one dict lookup.
+
+One more hook makes a handler fail, to exercise retries and dead letters
+(agents/dead_letters.py):
+
+    SHOP_FAIL_FIRST="<agent>:<N>"    that agent's handler fails its first N attempts
+
+each with `InjectedFailure`, an error of the handler's own (retried, then
+dead-lettered), not a system error.
 """
 
 from __future__ import annotations
@@ -91,3 +101,25 @@ async def reached(point: str) -> None:
             log.warning("fault %s: failing for %.1fs", point, fault.seconds)
         if now < fault.failing_until:
             raise KafkaConnectionError(f"fault injected at {point}")
+
+
+class InjectedFailure(RuntimeError):
+    """A failure made on purpose (SHOP_FAIL_FIRST), to exercise retries."""
+
+
+def parse_fail_first(spec: str) -> tuple[str, int]:
+    """SHOP_FAIL_FIRST's text -> (agent, attempts to fail); no count: none."""
+    name, _, count = spec.partition(":")
+    return name, int(count) if count.isdigit() else 0
+
+
+FAIL_FIRST = parse_fail_first(os.environ.get("SHOP_FAIL_FIRST", ""))
+"""SHOP_FAIL_FIRST="agent:N": that agent's handler fails its first N attempts (tests)."""
+
+
+def handler_attempt(agent: str, attempt: int) -> None:
+    """`agent`'s handler is about to make its try number `attempt` (from 0) at a message:
+    InjectedFailure if SHOP_FAIL_FIRST says that try fails."""
+    name, count = FAIL_FIRST
+    if name == agent and attempt < count:
+        raise InjectedFailure(f"injected failure {attempt + 1} of {count}")

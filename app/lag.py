@@ -6,8 +6,12 @@ offset (a consumer without a group), and the difference. The numbers come from
 the broker, not from in-app counters, so they include partitions owned by other
 workers and messages no worker has fetched yet.
 
-A measurement is cached briefly (`LAG_CACHE_SECONDS`), so `/ops/lag`,
-`/ops/health` and `/metrics` stay cheap however often they are asked. A timer
+This is the app's one lag reader: `/ops/lag` shows its report, `/ops/health`
+and `/ops/ready` its health, `/metrics` its gauges, and the dashboard
+(`/analytics/live`) its summary (`LagMonitor.summary`: the same total, per topic).
+
+A measurement is cached briefly (`LAG_CACHE_SECONDS`), so all of them stay
+cheap however often they are asked, and agree within that age. A timer
 measures every few seconds and logs a warning when the total crosses
 `LAG_DEGRADED_THRESHOLD`, and an info when it is back under it: once per
 crossing, not per request.
@@ -84,6 +88,15 @@ class LagReport:
         for p in self.partitions:
             topics[p.topic] = topics.get(p.topic, 0) + p.lag
         return topics
+
+    def summary(self, prefix: str = "") -> dict[str, Any]:
+        """The report in brief, as the dashboard shows it: `total` and `by_topic` (the
+        lag per topic, each name without `prefix`), the same numbers as `as_dict`'s
+        `total` and `topics`."""
+        return {
+            "total": self.total,
+            "by_topic": {topic.removeprefix(prefix): lag for topic, lag in self.by_topic().items()},
+        }
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -273,6 +286,15 @@ class LagMonitor:
             report.total,
             report.measured_at,
         )
+
+    async def summary(self, prefix: str = "") -> dict[str, Any]:
+        """`LagReport.summary` of the cached report, or `{"error": reason}` when the
+        lag cannot be measured (the dashboard shows the reason)."""
+        try:
+            report = await self.report()
+        except LagUnavailable as error:
+            return {"error": str(error)[:200]}
+        return report.summary(prefix)
 
     async def check(self) -> str | None:
         """Measure and log a crossing of the threshold (once per crossing)."""

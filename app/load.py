@@ -19,16 +19,13 @@ import os
 import random
 import sys
 import time
-import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-import aiohttp
+from app.http_client import MAX_ATTEMPTS, ApiClient
 
-RETRY_STATUSES = frozenset({503, 504})
-MAX_ATTEMPTS = 8
 SETUP_CONCURRENCY = 32
 CANCEL_SHARE = 0.05
 POOR_SHARE = 0.1
@@ -74,36 +71,6 @@ class LoadStats:
         }
 
 
-class Shop:
-    """Posts commands round-robin over the workers, retrying with the same Idempotency-Key."""
-
-    def __init__(self, session: aiohttp.ClientSession, urls: list[str], token: str = "") -> None:
-        self.session, self.urls, self.token = session, [u.rstrip("/") for u in urls], token
-        self.turn = 0
-        self.retries = 0
-
-    async def post(self, path: str, body: dict[str, Any]) -> int | None:
-        headers = {"Idempotency-Key": uuid.uuid4().hex}
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
-        status: int | None = None
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            self.turn += 1
-            url = self.urls[self.turn % len(self.urls)] + path
-            try:
-                async with self.session.post(url, json=body, headers=headers) as response:
-                    await response.read()
-                    status = response.status
-            except (aiohttp.ClientError, TimeoutError):
-                status = None
-            if status is not None and status not in RETRY_STATUSES:
-                return status
-            if attempt < MAX_ATTEMPTS:
-                self.retries += 1
-                await asyncio.sleep(min(0.2 * 2**attempt, 5.0))
-        return status
-
-
 def price_list(skus: list[str], rng: random.Random) -> dict[str, str]:
     return {sku: str(Decimal(rng.randint(199, 9999)).scaleb(-2)) for sku in skus}
 
@@ -114,17 +81,19 @@ def popularity(skus: list[str]) -> list[float]:
 
 
 async def setup(
-    shop: Shop, customers: list[str], skus: list[str], orders: int, rng: random.Random
+    shop: ApiClient, customers: list[str], skus: list[str], orders: int, rng: random.Random
 ) -> None:
     gate = asyncio.Semaphore(SETUP_CONCURRENCY)
 
     async def customer(account_id: str) -> None:
         async with gate:
-            status = await shop.post("/accounts", {"account_id": account_id, "owner": account_id})
+            status = await shop.command(
+                "/accounts", {"account_id": account_id, "owner": account_id}
+            )
             if status in (201, 409):
                 poor = rng.random() < POOR_SHARE
                 amount = "20.00" if poor else "100000.00"
-                await shop.post(f"/accounts/{account_id}/deposits", {"amount": amount})
+                await shop.command(f"/accounts/{account_id}/deposits", {"amount": amount})
 
     weights = popularity(skus)
     total_weight = sum(weights)
@@ -134,7 +103,7 @@ async def setup(
         expected = int(orders * 2 * 2 * weight / total_weight) + 5
         quantity = max(1, expected // 20) if rng.random() < SCARCE_SHARE else expected * 2
         async with gate:
-            await shop.post(f"/products/{sku}/stock", {"quantity": quantity})
+            await shop.command(f"/products/{sku}/stock", {"quantity": quantity})
 
     await asyncio.gather(*(customer(c) for c in customers))
     await asyncio.gather(*(stock(s, w) for s, w in zip(skus, weights, strict=True)))
@@ -212,16 +181,13 @@ async def run_load(
     weights = popularity(sku_ids)
     stats = LoadStats(planned=orders)
     bar = Progress(stats) if progress else None
-    async with aiohttp.ClientSession(
-        timeout=aiohttp.ClientTimeout(total=request_timeout)
-    ) as session:
-        shop = Shop(session, urls, token)
+    async with ApiClient(urls, token=token, timeout=request_timeout) as shop:
         await setup(shop, customer_ids, sku_ids, orders, rng)
         stats.started = time.monotonic()
         in_flight: set[asyncio.Task[None]] = set()
 
         async def one(n: int, body: dict[str, Any], cancel: bool) -> None:
-            status = await shop.post("/orders", body)
+            status = await shop.command("/orders", body)
             stats.statuses[status or 0] += 1
             if status is not None and 200 <= status < 300:
                 stats.accepted += 1
@@ -229,7 +195,7 @@ async def run_load(
                 if cancel:
                     stats.cancels_sent += 1
                     path = f"/orders/{body['order_id']}/cancel"
-                    if await shop.post(path, {"reason": "customer_request"}) in (200, 201, 202):
+                    if await shop.command(path, {"reason": "customer_request"}) in (200, 201, 202):
                         stats.cancels_accepted += 1
             elif status is not None and 400 <= status < 500:
                 stats.rejected += 1
@@ -254,7 +220,7 @@ async def run_load(
             task.add_done_callback(in_flight.discard)
         if in_flight:
             await asyncio.wait(set(in_flight))
-        stats.retries = shop.retries
+        stats.retries = shop.tally.retries
     if bar:
         bar.show(final=True)
     return stats

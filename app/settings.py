@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 def _env(name: str, default: str) -> str:
@@ -28,6 +32,55 @@ def _float(name: str, default: float) -> float:
         return float(raw)
     except ValueError:
         raise SystemExit(f"setting {name} must be a number, got {raw!r}") from None
+
+
+def _seconds(name: str, default: int) -> int:
+    raw = os.environ.get(name, "")
+    if raw == "":
+        return default
+    if not raw.isdigit() or int(raw) <= 0:
+        raise SystemExit(f"setting {name} must be a positive whole number of seconds, got {raw!r}")
+    return int(raw)
+
+
+ANALYTICS_SETTINGS = {
+    "window": "ANALYTICS_WINDOW_SECONDS",
+    "live_window": "ANALYTICS_LIVE_WINDOW_SECONDS",
+    "hop_size": "ANALYTICS_HOP_SIZE_SECONDS",
+    "hop_step": "ANALYTICS_HOP_STEP_SECONDS",
+    "grace": "ANALYTICS_GRACE_SECONDS",
+    "retention": "ANALYTICS_RETENTION_SECONDS",
+}
+"""The analytics window sizes (fields of domain/analytics.py's Config) -> their variables."""
+
+
+@dataclass(frozen=True)
+class AnalyticsSettings:
+    """The analytics windows, in whole seconds (each positive)."""
+
+    window: int = field(default_factory=lambda: _seconds(ANALYTICS_SETTINGS["window"], 60))
+    """The main tumbling window."""
+    live_window: int = field(
+        default_factory=lambda: _seconds(ANALYTICS_SETTINGS["live_window"], 10)
+    )
+    """The live view's tumbling window."""
+    hop_size: int = field(default_factory=lambda: _seconds(ANALYTICS_SETTINGS["hop_size"], 300))
+    hop_step: int = field(default_factory=lambda: _seconds(ANALYTICS_SETTINGS["hop_step"], 60))
+    grace: int = field(default_factory=lambda: _seconds(ANALYTICS_SETTINGS["grace"], 30))
+    """A window still takes events this long after it ended (event time)."""
+    retention: int = field(default_factory=lambda: _seconds(ANALYTICS_SETTINGS["retention"], 3600))
+    """Windows are deleted this long after they ended."""
+
+    def checked(self, build: Callable[..., T]) -> T:
+        """`build(window=..., ...)` (domain/analytics.py's Config, whose pure check raises
+        ValueError on sizes that cannot work together), or the worker stops with the reason,
+        the faulty size named by its variable."""
+        try:
+            return build(**asdict(self))
+        except ValueError as error:
+            name = ANALYTICS_SETTINGS.get(getattr(error, "field", None) or "")
+            reason = getattr(error, "reason", None)
+            raise SystemExit(f"{name} {reason}" if name and reason else str(error)) from None
 
 
 @dataclass(frozen=True)
@@ -83,6 +136,13 @@ class Settings:
     kafka_sasl_password: str = field(
         default_factory=lambda: _env("KAFKA_SASL_PASSWORD", ""), repr=False
     )
+    handler_max_attempts: int = field(default_factory=lambda: _int("HANDLER_MAX_ATTEMPTS", 4))
+    """Tries of an agent's handler failing on its message before it is dead-lettered."""
+    handler_backoff_seconds: float = field(
+        default_factory=lambda: _float("HANDLER_BACKOFF_SECONDS", 0.2)
+    )
+    """The first pause between those tries (doubled each time)."""
+    analytics: AnalyticsSettings = field(default_factory=AnalyticsSettings)
 
     def __post_init__(self) -> None:
         if _env("PROCESSING_GUARANTEE", "at_least_once") != "at_least_once":

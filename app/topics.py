@@ -1,4 +1,4 @@
-"""Every topic of the system, declared in one place with partitions and retention.
+"""Every topic of the system, created in one place with partitions and retention.
 
 Event topics are the event store: kept forever (retention -1). Command topics
 are transport: a week is plenty. The order views' feeds are those views'
@@ -12,6 +12,7 @@ from faust.types import TopicT
 
 from app.main import app
 from app.settings import settings
+from models.contexts import ANSWER_TOPICS, COMMAND_TOPICS, EVENT_TOPICS
 from models.rebuilds import PROGRESS_TOPIC as REBUILD_PROGRESS
 from models.rebuilds import REQUESTS_TOPIC as REBUILD_REQUESTS
 
@@ -43,22 +44,24 @@ def _topic(name: str, retention_ms: int, partitions: int | None = None) -> Topic
     return topic
 
 
+# the contexts' topics are named in models/contexts.py, with the contexts themselves
+
 # the event store: one topic per context, keyed by aggregate id
-account_events = _topic("accounts.events", FOREVER)
-order_events = _topic("orders.events", FOREVER)
-payment_events = _topic("payments.events", FOREVER)
-stock_events = _topic("inventory.events", FOREVER)
-reservation_events = _topic("reservations.events", FOREVER)
-shipment_events = _topic("shipping.events", FOREVER)
+for _name in EVENT_TOPICS:
+    _topic(_name, FOREVER)
 
 # commands, keyed by the aggregate they address
-account_commands = _topic("accounts.commands", WEEK_MS)
-order_commands = _topic("orders.commands", WEEK_MS)
-stock_commands = _topic("inventory.commands", WEEK_MS)
+for _name in COMMAND_TOPICS:
+    _topic(_name, WEEK_MS)
 
 # answers to the saga's commands, keyed by order: the asking service reads them
-payment_answers = _topic("payments.answers", WEEK_MS)
-reservation_answers = _topic("reservations.answers", WEEK_MS)
+for _name in ANSWER_TOPICS:
+    _topic(_name, WEEK_MS)
+
+# the command topics web views and agents send to directly
+account_commands = TOPICS["accounts.commands"]
+order_commands = TOPICS["orders.commands"]
+stock_commands = TOPICS["inventory.commands"]
 
 # the read side's repartitioning: order summaries keyed "customer/order" and
 # "status/order", partitioned by customer and by status (tables/orders.py)

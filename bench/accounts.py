@@ -32,6 +32,7 @@ import argparse
 import asyncio
 import collections
 import contextlib
+import json
 import os
 import platform
 import random
@@ -48,15 +49,15 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import httpx
+import aiohttp
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from bench.local_shop import System, Worker, bootstrap_servers, reachable
 from domain.accounts import ACCOUNTS as ACCOUNT_DECIDER
 from models.accounts import AccountOpened, MoneyDeposited, MoneyWithdrawn
 from models.envelope import EventEnvelope
 from models.upcasting import decode_event
-from tests.system import System, Worker, bootstrap_servers, reachable
 
 BROKER_WAIT = 180.0
 """Seconds to wait for a shared broker that is restarting before starting one's own."""
@@ -281,15 +282,15 @@ async def verify(url: str, expected: dict[str, Expected], concurrency: int = 16)
     """Every account's read model must show its last version and balance."""
     problems: list[str] = []
     gate = asyncio.Semaphore(concurrency)
-    async with httpx.AsyncClient(base_url=url, timeout=30.0) as client:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30.0)) as session:
 
         async def one(account: str, want: Expected) -> None:
-            async with gate:
-                response = await client.get(f"/accounts/{account}")
-            if response.status_code != 200:
-                problems.append(f"{account}: HTTP {response.status_code} {response.text[:200]}")
+            async with gate, session.get(f"{url}/accounts/{account}") as response:
+                status, text = response.status, await response.text()
+            if status != 200:
+                problems.append(f"{account}: HTTP {status} {text[:200]}")
                 return
-            body = response.json()
+            body = json.loads(text)
             if body["version"] != want.version or Decimal(body["balance"]) != want.balance:
                 problems.append(
                     f"{account}: version {body['version']} balance {body['balance']}, "
@@ -368,35 +369,40 @@ class CommandRun:
 
 
 async def open_accounts(url: str, ids: list[str]) -> None:
-    async with httpx.AsyncClient(base_url=url, timeout=60.0) as client:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60.0)) as session:
         for account in ids:
-            response = await client.post("/accounts", json={"account_id": account, "owner": "b"})
-            if response.status_code != 201:
-                raise RuntimeError(f"open {account}: {response.status_code} {response.text}")
+            body = {"account_id": account, "owner": "b"}
+            async with session.post(f"{url}/accounts", json=body) as response:
+                if response.status != 201:
+                    text = await response.text()
+                    raise RuntimeError(f"open {account}: {response.status} {text}")
 
 
 async def commands(url: str, ids: list[str], total: int, concurrency: int) -> CommandRun:
     latencies: list[float] = []
     failures: collections.Counter[str] = collections.Counter()
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, timeout=60.0, limits=limits) as client:
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    timeout = aiohttp.ClientTimeout(total=60.0)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         queue = iter(range(total))
 
         async def client_loop() -> None:
             for i in queue:  # each loop takes the next command: C in flight, always
                 started = time.perf_counter()
                 try:
-                    response = await client.post(
-                        f"/accounts/{ids[i % len(ids)]}/deposits",
+                    async with session.post(
+                        f"{url}/accounts/{ids[i % len(ids)]}/deposits",
                         json={"amount": "1.00", "reference": "bench"},
-                    )
-                except httpx.HTTPError as error:
+                    ) as response:
+                        await response.read()
+                        status = response.status
+                except (aiohttp.ClientError, TimeoutError) as error:
                     failures[type(error).__name__] += 1
                     continue
-                if response.status_code == 201:
+                if status == 201:
                     latencies.append((time.perf_counter() - started) * 1000)
                 else:
-                    failures[f"HTTP {response.status_code}"] += 1
+                    failures[f"HTTP {status}"] += 1
 
         started = time.perf_counter()
         await asyncio.gather(*(client_loop() for _ in range(concurrency)))
@@ -636,7 +642,7 @@ def wait_for_broker(bootstrap: str, timeout: float) -> None:
     while not reachable(bootstrap) and time.monotonic() < deadline:
         time.sleep(2)
     if not reachable(bootstrap):
-        print(f"broker {bootstrap} unreachable for {timeout:.0f}s: tests.system will start one")
+        print(f"broker {bootstrap} unreachable for {timeout:.0f}s: bench.local_shop will start one")
 
 
 def _interrupt(signum: int, frame: Any) -> None:
@@ -676,7 +682,7 @@ def main() -> None:
                 print(f"--- log tail of {w.name} ---\n{w.tail(15)}", file=sys.stderr)
             raise
         finally:
-            for w in system.workers:  # SIGTERM, then SIGKILL after 60 s (tests.system)
+            for w in system.workers:  # SIGTERM, then SIGKILL after 60 s (bench.local_shop)
                 w.stop()
             if not args.keep_topics:
                 try:

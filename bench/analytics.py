@@ -32,8 +32,8 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from bench.local_shop import System
 from domain.analytics import Analytics, Config
-from tests.system import System
 
 BASE_MS = int(time.time() * 1000) - 600_000
 

@@ -40,7 +40,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
-import httpx
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
@@ -56,8 +55,8 @@ from bench.accounts import (
     summarize_profile,
     wait_for_broker,
 )
+from bench.local_shop import System, Worker, bootstrap_servers, read_values
 from models.envelope import EventEnvelope
-from tests.system import System, Worker, bootstrap_servers, read_values
 
 AMOUNT = "1.00"
 PARTITIONS = 8
@@ -193,10 +192,10 @@ async def peer(bootstrap: str, topic: str, rates: list[float], args: argparse.Na
         await producer.stop()
 
 
-async def metric_sum(url: str, name: str) -> tuple[float, float]:
+async def metric_sum(session: aiohttp.ClientSession, url: str, name: str) -> tuple[float, float]:
     """(sum, count) of a Prometheus histogram over its labels, from /metrics."""
-    async with httpx.AsyncClient(timeout=30.0) as client:
-        text = (await client.get(f"{url}/metrics")).text
+    async with session.get(f"{url}/metrics") as response:
+        text = await response.text()
     total = count = 0.0
     for row in text.splitlines():
         if row.startswith(f"{name}_sum"):
@@ -229,12 +228,12 @@ async def main_async(args: argparse.Namespace, system: System, worker: Worker) -
         pid = worker.process.pid if worker.process else 0
         spy = start_profile(pid, args.profile) if args.profile else None
         cpu_before, mine_before = cpu_seconds(pid), time.process_time()
-        batches_before = await metric_sum(worker.url, "shop_command_batch_size")
+        batches_before = await metric_sum(session, worker.url, "shop_command_batch_size")
         saturated = await closed_loop(
             f"{args.clients} clients", args.clients, args.seconds, send, "201"
         )
         cpu, mine = cpu_seconds(pid) - cpu_before, time.process_time() - mine_before
-        batches_after = await metric_sum(worker.url, "shop_command_batch_size")
+        batches_after = await metric_sum(session, worker.url, "shop_command_batch_size")
         stop_profile(spy)
         saturated.report()
         accepted += saturated.statuses["201"]

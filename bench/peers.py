@@ -4,7 +4,7 @@
 
 In one run, on the shared broker, on ONE topic:
 
-1. an isolated copy of the system (`tests.system.System`, 8 partitions) starts a
+1. an isolated copy of the system (`bench.local_shop.System`, 8 partitions) starts a
    worker once (it creates the topics) and stops it; N account events are produced to
    its `accounts.events` with `bench.accounts.make_events` (JSON `EventEnvelope`s
    keyed by account id);
@@ -51,8 +51,8 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from bench.accounts import Expected, make_events, partitions_of, produce
+from bench.local_shop import System, bootstrap_servers
 from bench.project_fold import ProjectRun, Rebuild, rebuild_accounts, refold
-from tests.system import System, bootstrap_servers
 
 PARTITIONS = 8
 FOLD_TIMEOUT = 900.0

@@ -33,7 +33,7 @@ from bench.accounts import (
     summarize_profile,
     verify,
 )
-from tests.system import ROOT, System, Worker
+from bench.local_shop import ROOT, System, Worker
 
 FOLD_TIMEOUT = 900.0
 

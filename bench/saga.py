@@ -52,7 +52,7 @@ from bench.accounts import (
     summarize_profile,
     wait_for_broker,
 )
-from tests.system import System, Worker, bootstrap_servers
+from bench.local_shop import System, Worker, bootstrap_servers
 
 PARTITIONS = 8
 FINAL = {"OrderShipped": "shipped", "OrderCancelled": "cancelled"}

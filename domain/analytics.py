@@ -24,16 +24,16 @@ for as long as it could still land in a window; a repeated id counts once.
 
 The state is any mutable mapping from str keys to JSON values: a dict in the
 unit tests, a write-back overlay over the partition store in the fold
-(tables/analytics.py).
+(tables/analytics.py). The window sizes come in as a `Config` value (read from
+the environment in app/settings.py); shaping the figures into answers is the
+read side's (tables/analytics_answers.py).
 """
 
 from __future__ import annotations
 
-import heapq
-import os
 from collections.abc import Iterable, Iterator, MutableMapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -51,15 +51,6 @@ Outcome = Literal["folded", "duplicate", "late", "partly_late"]
 # --- configuration ------------------------------------------------------------------
 
 
-def _seconds(name: str, default: int) -> int:
-    raw = os.environ.get(name, "")
-    if raw == "":
-        return default
-    if not raw.isdigit() or int(raw) <= 0:
-        raise SystemExit(f"setting {name} must be a positive whole number of seconds, got {raw!r}")
-    return int(raw)
-
-
 def label(seconds: int) -> str:
     """A window size as the API names it: 10s, 1m, 5m, 90s, 1h."""
     if seconds % 3600 == 0:
@@ -69,12 +60,24 @@ def label(seconds: int) -> str:
     return f"{seconds}s"
 
 
+class InvalidConfig(ValueError):
+    """Window sizes that cannot work together; `field` names the one to change (None: both
+    tumbling windows)."""
+
+    def __init__(self, field: str | None, reason: str) -> None:
+        super().__init__(f"{field} {reason}" if field else reason)
+        self.field = field
+        self.reason = reason
+
+
 @dataclass(frozen=True)
 class Config:
+    """The window sizes, in whole seconds (positive: app/settings.py reads them)."""
+
     window: int = 60
-    """The main tumbling window, seconds (ANALYTICS_WINDOW_SECONDS)."""
+    """The main tumbling window."""
     live_window: int = 10
-    """The live view's tumbling window, seconds (ANALYTICS_LIVE_WINDOW_SECONDS)."""
+    """The live view's tumbling window."""
     hop_size: int = 300
     hop_step: int = 60
     grace: int = 30
@@ -83,23 +86,7 @@ class Config:
     """Windows are deleted this long after they ended."""
 
     def __post_init__(self) -> None:
-        if self.hop_size % self.hop_step:
-            raise SystemExit("ANALYTICS_HOP_SIZE_SECONDS must be a multiple of the hop step")
-        if self.retention < self.grace:
-            raise SystemExit("ANALYTICS_RETENTION_SECONDS must be at least the grace period")
-        if self.window == self.live_window:
-            raise SystemExit("the two tumbling windows must differ in size")
-
-    @classmethod
-    def from_env(cls) -> Config:
-        return cls(
-            window=_seconds("ANALYTICS_WINDOW_SECONDS", 60),
-            live_window=_seconds("ANALYTICS_LIVE_WINDOW_SECONDS", 10),
-            hop_size=_seconds("ANALYTICS_HOP_SIZE_SECONDS", 300),
-            hop_step=_seconds("ANALYTICS_HOP_STEP_SECONDS", 60),
-            grace=_seconds("ANALYTICS_GRACE_SECONDS", 30),
-            retention=_seconds("ANALYTICS_RETENTION_SECONDS", 3600),
-        )
+        check(self)
 
     @property
     def tumbling(self) -> dict[str, int]:
@@ -116,6 +103,16 @@ class Config:
         return (max(self.hop_size, self.window, self.live_window) + self.grace + 60) * 1000
 
 
+def check(config: Config) -> None:
+    """InvalidConfig when the sizes cannot work together (every Config is checked)."""
+    if config.hop_size % config.hop_step:
+        raise InvalidConfig("hop_size", "must be a multiple of the hop step")
+    if config.retention < config.grace:
+        raise InvalidConfig("retention", "must be at least the grace period")
+    if config.window == config.live_window:
+        raise InvalidConfig(None, "the two tumbling windows must differ in size")
+
+
 SEEN_BUCKET_MS = 1_000
 """Seen event ids are kept in one row per second of event time (one changelog record per
 touched second per batch, instead of one per event)."""
@@ -126,10 +123,6 @@ touched second per batch, instead of one per event)."""
 
 def to_ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
-
-
-def iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
 
 
 def window_start(at_ms: int, size_ms: int) -> int:
@@ -250,44 +243,6 @@ def fold_skus(skus: dict[str, list[Any]], fact: Fact) -> dict[str, list[Any]]:
     return out
 
 
-def derived(figures: dict[str, Any], size_seconds: int) -> dict[str, Any]:
-    """Figures for a chart: counts as integers, rates as floats, money as strings."""
-    placed, captured, declined = figures["placed"], figures["captured"], figures["declined"]
-    payments = captured + declined
-    value = Decimal(figures["placed_value"])
-    return {
-        "orders_placed": placed,
-        "orders_value": str(value.quantize(CENT)),
-        "average_order_value": str((value / placed).quantize(CENT)) if placed else None,
-        "orders_per_second": round(placed / size_seconds, 4),
-        "revenue": str(Decimal(figures["revenue"]).quantize(CENT)),
-        "payments_captured": captured,
-        "payments_declined": declined,
-        "decline_rate": round(declined / payments, 4) if payments else None,
-        "refunds": figures["refunded"],
-        "refunded": str(Decimal(figures["refunded_amount"]).quantize(CENT)),
-        "orders_cancelled": sum(figures["cancelled"].values()),
-        "cancelled_by_reason": dict(sorted(figures["cancelled"].items())),
-        "orders_shipped": figures["shipped"],
-    }
-
-
-def top_skus(skus: dict[str, list[Any]], limit: int, by: str) -> list[dict[str, Any]]:
-    """The `limit` best SKUs by "quantity" or "revenue" (ties by SKU id)."""
-
-    def rank(item: tuple[str, list[Any]]) -> tuple[Any, ...]:
-        sku, (quantity, revenue) = item
-        primary = Decimal(revenue) if by == "revenue" else Decimal(quantity)
-        secondary = Decimal(quantity) if by == "revenue" else Decimal(revenue)
-        return (-primary, -secondary, sku)
-
-    best = heapq.nsmallest(limit, skus.items(), key=rank)
-    return [
-        {"sku": sku, "quantity": quantity, "revenue": str(Decimal(revenue).quantize(CENT))}
-        for sku, (quantity, revenue) in best
-    ]
-
-
 # --- the fold --------------------------------------------------------------------------
 
 
@@ -380,54 +335,3 @@ def expired_keys(keys_in_order: Iterable[str], prefix: str, first_kept: str) -> 
         if not key.startswith(prefix) or key >= first_kept:
             return
         yield key
-
-
-# --- reading -------------------------------------------------------------------------------
-
-
-def window_row(
-    family: str,
-    size_seconds: int,
-    start_ms: int,
-    figures: dict[str, Any] | None,
-    config: Config,
-    watermark: int,
-    now_ms: int,
-) -> dict[str, Any]:
-    end = start_ms + size_seconds * 1000
-    return {
-        "window": family,
-        "start": iso(start_ms),
-        "end": iso(end),
-        "start_ms": start_ms,
-        "end_ms": end,
-        "closed": end <= now_ms,
-        "final": end + config.grace * 1000 < watermark,
-        **derived(figures or empty_figures(), size_seconds),
-    }
-
-
-def summary_starts(size_seconds: int, last: int, until_ms: int) -> list[int]:
-    """Starts of the `last` windows before the one containing `until_ms`, and that one."""
-    size_ms = size_seconds * 1000
-    current = window_start(until_ms, size_ms)
-    return [current - n * size_ms for n in range(last, -1, -1)]
-
-
-def brute_force(
-    facts: Iterable[Fact], config: Config
-) -> tuple[dict[str, dict[int, dict[str, Any]]], dict[int, dict[str, list[Any]]]]:
-    """Every window's figures straight from facts, ignoring lateness and dedup by design of
-    the caller (pass distinct, in-grace facts): family -> start -> figures, and SKU windows."""
-    windows: dict[str, dict[int, dict[str, Any]]] = {f: {} for f in config.tumbling}
-    skus: dict[int, dict[str, list[Any]]] = {}
-    for fact in facts:
-        for family, size in config.tumbling.items():
-            start = window_start(fact["at"], size * 1000)
-            windows[family][start] = fold_figures(
-                windows[family].get(start) or empty_figures(), fact
-            )
-        if fact.get("lines"):
-            for start in hopping_starts(fact["at"], config.hop_size * 1000, config.hop_step * 1000):
-                skus[start] = fold_skus(skus.get(start) or {}, fact)
-    return windows, skus

@@ -6,16 +6,13 @@ from datetime import datetime
 from decimal import Decimal
 from typing import ClassVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PositiveInt
+from pydantic import AwareDatetime, BaseModel, Field, PositiveInt
 
+from models.base import Strict
 from models.ids import MAX_VERSION, AggregateId
 from models.money import Money, PositiveMoney
 
 AGGREGATE_TYPE = "account"
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 # --- commands (what a client asks for) -------------------------------------

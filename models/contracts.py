@@ -29,9 +29,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from models import accounts, inventory, orders, payments, shipping
+from models.contexts import CONTEXTS
 from models.envelope import EventEnvelope
-from models.orders_history import HISTORICAL_EVENTS
 
 FORMAT = 1
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -40,15 +39,10 @@ MARKDOWN_PATH = DOCS / "CONTRACTS.md"
 WRITE_COMMAND = "python -m models.contracts --write"
 CHECK_COMMAND = "python -m models.contracts --check"
 
-CONTEXTS: tuple[tuple[str, str, Mapping[str, type[BaseModel]]], ...] = (
-    ("accounts", "accounts.events", accounts.EVENTS),
-    ("orders", "orders.events", orders.EVENTS),
-    ("payments", "payments.events", payments.EVENTS),
-    ("inventory", "inventory.events", inventory.STOCK_EVENTS),
-    ("reservations", "reservations.events", inventory.RESERVATION_EVENTS),
-    ("shipping", "shipping.events", shipping.EVENTS),
+HISTORICAL_EVENTS: tuple[type[BaseModel], ...] = tuple(
+    model for context in CONTEXTS for model in context.history
 )
-"""(context, topic without prefix, its event registry: event type -> current model)."""
+"""Every earlier version of an event type that still has a model, of every context."""
 
 Models = dict[str, dict[str, dict[int, type[BaseModel]]]]
 """context -> event type -> schema version -> payload model."""
@@ -56,14 +50,14 @@ Contracts = dict[str, Any]
 
 
 def event_models(extra: tuple[type[BaseModel], ...] = HISTORICAL_EVENTS) -> Models:
-    """Every event model: the registries' current ones and the historical ones."""
+    """Every event model: the contexts' current ones and the historical ones."""
     models: Models = {}
     context_of: dict[str, str] = {}
-    for context, _, registry in CONTEXTS:
-        events = models.setdefault(context, {})
-        for event_type, model in registry.items():
+    for context in CONTEXTS:
+        events = models.setdefault(context.name, {})
+        for event_type, model in context.events.items():
             events[event_type] = {_version(model): model}
-            context_of[event_type] = context
+            context_of[event_type] = context.name
     for model in extra:
         event_type = _event_type(model)
         models[context_of[event_type]][event_type][_version(model)] = model
@@ -86,7 +80,7 @@ def schema_of(model: type[BaseModel]) -> dict[str, Any]:
 def generate(models: Models | None = None) -> Contracts:
     """The contracts document the models define."""
     models = event_models() if models is None else models
-    topics = {context: topic for context, topic, _ in CONTEXTS}
+    topics = {context.name: context.event_topic for context in CONTEXTS}
     contexts: dict[str, Any] = {}
     for context, events in models.items():
         contexts[context] = {

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from models.base import Strict
 from models.ids import MAX_VERSION
 
 STOCK = "stock"
 RESERVATION = "reservation"
 MAX_STOCK_ADD = 1_000_000
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 # --- Stock (per SKU) -------------------------------------------------------------

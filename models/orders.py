@@ -5,15 +5,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import (
-    AwareDatetime,
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationInfo,
-    field_validator,
-)
+from pydantic import AwareDatetime, Field, ValidationInfo, field_validator
 
+from models.base import Strict
 from models.ids import MAX_VERSION, AggregateId
 from models.money import MAX_AMOUNT, NON_NEGATIVE_INPUT, Money, PositiveMoney
 
@@ -24,10 +18,6 @@ MAX_QUANTITY = 10_000
 OrderStatus = Literal["pending", "paid", "reserved", "shipped", "completed", "cancelled"]
 STATUSES: tuple[str, ...] = ("pending", "paid", "reserved", "shipped", "completed", "cancelled")
 CANCELLABLE = ("pending", "paid", "reserved")
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class OrderLine(Strict):

@@ -5,8 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict
-
+from models.base import Strict
 from models.money import Money
 
 AGGREGATE_TYPE = "payment"
@@ -14,10 +13,6 @@ AGGREGATE_TYPE = "payment"
 PaymentStatus = Literal[
     "none", "requested", "captured", "declined", "refund_requested", "refunded", "refund_failed"
 ]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 # --- commands (derived from other services' events and the account's answers) ---

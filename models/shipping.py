@@ -4,17 +4,12 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict
-
+from models.base import Strict
 from models.orders import Address
 
 AGGREGATE_TYPE = "shipment"
 
 ShipmentStatus = Literal["none", "created", "cancelled"]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class CreateShipment(Strict):

@@ -9,18 +9,14 @@ refused with `UnknownSchemaVersion`, and its consumer dead-letters it.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any, NamedTuple
 
 import orjson
 
-from models import accounts, inventory, orders, payments, shipping
+from models.contexts import CONTEXTS, Upcaster
 from models.envelope import EventEnvelope
 from models.ids import ID_PATTERN
-
-Payload = dict[str, Any]
-Upcaster = Callable[[Payload], Payload]
 
 
 class UnknownSchemaVersion(ValueError):
@@ -28,16 +24,7 @@ class UnknownSchemaVersion(ValueError):
 
 
 EVENT_MODELS: dict[str, Any] = {
-    event_type: model
-    for registry in (
-        accounts.EVENTS,
-        orders.EVENTS,
-        payments.EVENTS,
-        inventory.STOCK_EVENTS,
-        inventory.RESERVATION_EVENTS,
-        shipping.EVENTS,
-    )
-    for event_type, model in registry.items()
+    event_type: model for context in CONTEXTS for event_type, model in context.events.items()
 }
 """Every event type -> the pydantic model of its payload's current version."""
 
@@ -46,19 +33,8 @@ CURRENT_VERSIONS: dict[str, int] = {
 }
 
 
-def _order_placed_v1_to_v2(payload: Payload) -> Payload:
-    """v2 added `discount`; v1 orders had none."""
-    return {**payload, "discount": "0.00"}
-
-
-def _order_placed_v2_to_v3(payload: Payload) -> Payload:
-    """v3 added `shipping_address`; earlier orders did not say."""
-    return {**payload, "shipping_address": None}
-
-
 UPCASTERS: dict[tuple[str, int], Upcaster] = {
-    ("OrderPlaced", 1): _order_placed_v1_to_v2,
-    ("OrderPlaced", 2): _order_placed_v2_to_v3,
+    step: upcaster for context in CONTEXTS for step, upcaster in context.upcasters.items()
 }
 """(event type, version) -> the upcaster to version + 1."""
 

@@ -34,16 +34,15 @@ from domain.analytics import (
     expired_keys,
     fact_from_event,
     sku_key,
-    summary_starts,
-    top_skus,
     trailing_hop_start,
     window_key,
-    window_row,
 )
 from models.upcasting import decode_event, fold_head
+from tables.analytics_answers import summary_starts, top_skus, window_row
 from tables.read_models import Folded, LogRecord, Output, Stored
 
-config = Config.from_env()
+config = settings.analytics.checked(Config)
+"""The window sizes (ANALYTICS_*_SECONDS); sizes that cannot work together stop the worker."""
 
 RELEVANT = frozenset(
     {
@@ -201,7 +200,7 @@ class Overlay(MutableMapping[str, Any]):
         }
 
 
-# --- reads (where the one partition is folded) ---------------------------------------
+# --- reads (where the one partition is folded), shaped by tables/analytics_answers.py --
 
 
 def _row(store: Stored, key: str) -> Any:

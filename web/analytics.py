@@ -19,7 +19,6 @@ side. WebSockets would add a bidirectional protocol we do not need.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import re
@@ -29,15 +28,14 @@ from datetime import datetime
 from typing import Any, cast
 
 from aiohttp import ClientError, ClientTimeout, web
-from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient
 from faust.web import Request, Response, View
 from yarl import URL
 
 from agents.analytics import analytics_windows
 from agents.folds import key_in_partition
-from app.kafka_clients import client_options
+from app.lag import lag_monitor
 from app.main import app
+from app.readiness import RECOVERING, serves_reads
 from app.settings import settings
 from domain.analytics import label
 from tables import analytics as t
@@ -155,67 +153,6 @@ class TopSkusView(View):
 # --- pipeline health ---------------------------------------------------------------------
 
 
-class LagProbe:
-    """The lag per topic (end offset - committed), measured from Kafka."""
-
-    TTL = 2.0
-
-    def __init__(self) -> None:
-        self.admin: AIOKafkaAdminClient | None = None
-        self.consumer: AIOKafkaConsumer | None = None
-        self.cached: dict[str, Any] = {}
-        self.measured = 0.0
-        self.lock = asyncio.Lock()
-
-    async def lag(self) -> dict[str, Any]:
-        async with self.lock:
-            if time.monotonic() - self.measured > self.TTL:
-                try:
-                    self.cached = await asyncio.wait_for(self._measure(), 3.0)
-                except Exception as error:  # report it; the dashboard shows it
-                    await self.close()
-                    self.cached = {"error": f"{type(error).__name__}: {error}"[:200]}
-                self.measured = time.monotonic()
-            return self.cached
-
-    async def _measure(self) -> dict[str, Any]:
-        if self.admin is None:
-            self.admin = AIOKafkaAdminClient(**client_options())
-            await self.admin.start()
-        if self.consumer is None:
-            self.consumer = AIOKafkaConsumer(**client_options(), enable_auto_commit=False)
-            await self.consumer.start()
-        # the agents' group and the batched folds' progress: a partition read by both
-        # is as far behind as the slower of them
-        committed: dict[Any, int] = {}
-        for group in (app.conf.id, f"{app.conf.id}-folds"):
-            offsets = await self.admin.list_consumer_group_offsets(group)
-            for tp, meta in offsets.items():
-                if tp.topic.startswith(settings.topic_prefix):
-                    committed[tp] = min(committed.get(tp, meta.offset), meta.offset)
-        partitions = list(committed)
-        ends = await self.consumer.end_offsets(partitions) if partitions else {}
-        by_topic: dict[str, int] = {}
-        for tp in partitions:
-            behind = max(0, ends.get(tp, 0) - committed[tp])
-            name = tp.topic[len(settings.topic_prefix) :]
-            by_topic[name] = by_topic.get(name, 0) + behind
-        return {"total": sum(by_topic.values()), "by_topic": dict(sorted(by_topic.items()))}
-
-    async def close(self) -> None:
-        admin, consumer = self.admin, self.consumer
-        self.admin = self.consumer = None
-        if admin is not None:
-            with contextlib.suppress(Exception):
-                await admin.close()
-        if consumer is not None:
-            with contextlib.suppress(Exception):
-                await consumer.stop()
-
-
-lag_probe = LagProbe()
-
-
 class FactsRate:
     """Facts folded per second: the fold's processed counter over the last few seconds
     of reads (the dashboard reads every second)."""
@@ -239,7 +176,13 @@ facts_rate = FactsRate()
 
 
 async def local_snapshot() -> dict[str, Any]:
-    """What the dashboard shows; only meaningful on the owner of the analytics partition."""
+    """What the dashboard shows; only meaningful on the owner of the analytics partition.
+
+    `health.lag` is the consumer group's lag from the app's one lag reader
+    (`app.lag.lag_monitor`, the measurement `/ops/lag` shows, from the same cache):
+    its total and its lag per topic, topic names without the prefix. The batched
+    folds' own progress is not in it: `/ops/lag`'s `folds` and `/ops/health`'s
+    `fold_lag` report that, per worker."""
     now = _now_ms()
     live, main = label(t.config.live_window), label(t.config.window)
     store = figures()
@@ -256,7 +199,7 @@ async def local_snapshot() -> dict[str, Any]:
             "late": info["late"],
             "late_events": info["late_events"],
             "watermark_ms": info["watermark"],
-            "lag": await lag_probe.lag(),
+            "lag": await lag_monitor.summary(settings.topic_prefix),
             "served_by": str(app.conf.canonical_url),
         },
     }
@@ -286,8 +229,8 @@ def _same_node(url: URL) -> bool:
 
 async def snapshot_anywhere() -> dict[str, Any]:
     """The live snapshot, computed here when this worker owns the figures, else fetched."""
-    if getattr(app, "in_recovery", False) or not app.producer.started:
-        raise Unavailable("this worker is recovering its tables")
+    if not serves_reads(app):
+        raise Unavailable(RECOVERING)
     try:
         owner = app.router.key_store(routed.name, HOME.encode())
     except KeyError:

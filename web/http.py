@@ -25,6 +25,7 @@ from app.command_bus import CommandTimeout, Overloaded, command_bus
 from app.main import app
 from app.metrics import COMMAND_RESULTS
 from app.producer import fetch_metadata
+from app.readiness import RECOVERING, serves_reads
 from app.settings import settings
 from models.envelope import CommandEnvelope, CommandResult
 from models.ids import ID_PATTERN, MAX_VERSION
@@ -270,8 +271,8 @@ def owner_route(
                 )
             if exact is None:
                 check_id(source[param], param)
-            if getattr(app, "in_recovery", False) or not app.producer.started:
-                raise not_ready("this worker is recovering its tables")
+            if not serves_reads(app):
+                raise not_ready(RECOVERING)
             try:
                 try:
                     return await routed(view, request, *args, **kwargs)

@@ -29,14 +29,17 @@ from app import metrics
 from app.command_bus import command_bus
 from app.lag import LagUnavailable, lag_monitor
 from app.main import app
+from app.readiness import serves_reads
 from app.stalls import stalls
 from web.answers import ErrorBody, Health, LagReport, Readiness
 from web.operations import RETRY_AFTER, Answer, operation
 
 
 def readiness() -> dict[str, object]:
-    tables: Any = app.tables
-    recovering = app.in_recovery or not tables.recovery.completed.is_set()
+    """The readiness rule (`app.readiness.serves_reads`: `recovering` while it says no)
+    and what a worker that takes commands needs besides: partitions assigned, its reply
+    topic, and every command side and fold caught up with its log (`catching_up`)."""
+    recovering = not serves_reads(app)
     actives = sorted(f"{tp.topic}:{tp.partition}" for tp in app.assignor.assigned_actives())
     behind = {name: side.catching_up() for name, side in SIDES.items()}
     behind.update((name, fold.catching_up()) for name, fold in FOLDS.items())

@@ -1,4 +1,5 @@
-"""Analytics as pure functions: window math, facts, the fold, lateness, dedup, expiry, top-k."""
+"""Analytics as pure functions: window math, facts, the fold, lateness, dedup, expiry, top-k
+(the answers' shaping: tables/analytics_answers.py), against a brute-force oracle."""
 
 from __future__ import annotations
 
@@ -13,22 +14,22 @@ import pytest
 from domain.analytics import (
     Analytics,
     Config,
-    brute_force,
-    derived,
+    InvalidConfig,
+    check,
     empty_figures,
     expired_keys,
     fact_from_event,
     hopping_starts,
     label,
     sku_key,
-    summary_starts,
     to_ms,
-    top_skus,
     trailing_hop_start,
     window_key,
     window_start,
 )
 from models.envelope import EventEnvelope
+from tables.analytics_answers import derived, summary_starts, top_skus, window_row
+from tests.unit.analytics_oracle import brute_force
 
 CONFIG = Config()
 T0 = 1_700_000_000_000 - 1_700_000_000_000 % 300_000  # a 5-minute boundary
@@ -106,11 +107,17 @@ def test_tumbling_and_hopping_windows() -> None:
     assert summary_starts(60, 2, T0 + 1) == [T0 - 120_000, T0 - 60_000, T0]
 
 
-def test_config_rejects_nonsense() -> None:
-    with pytest.raises(SystemExit):
+def test_config_rejects_nonsense_with_a_value_error_naming_the_field() -> None:
+    with pytest.raises(InvalidConfig, match="must be a multiple of the hop step") as hop:
         Config(hop_size=300, hop_step=70)
-    with pytest.raises(SystemExit):
+    assert hop.value.field == "hop_size" and isinstance(hop.value, ValueError)
+    with pytest.raises(InvalidConfig, match="must be at least the grace period") as retention:
         Config(grace=60, retention=30)
+    assert retention.value.field == "retention"
+    with pytest.raises(InvalidConfig, match="the two tumbling windows must differ") as same:
+        Config(window=60, live_window=60)
+    assert same.value.field is None
+    check(Config())  # the defaults work together
 
 
 # --- facts -------------------------------------------------------------------------------
@@ -277,6 +284,19 @@ def test_derived_figures() -> None:
     assert out["orders_cancelled"] == 3
     empty = derived(empty_figures(), 60)
     assert empty["average_order_value"] is None and empty["decline_rate"] is None
+
+
+def test_a_window_row_is_closed_at_its_end_and_final_after_its_grace() -> None:
+    row = window_row("1m", 60, T0, None, CONFIG, watermark=T0 + 90_001, now_ms=T0 + 60_000)
+    assert (row["start_ms"], row["end_ms"], row["closed"], row["final"]) == (
+        T0,
+        T0 + 60_000,
+        True,
+        True,
+    )
+    assert row["start"].endswith("Z") and row["orders_placed"] == 0
+    open_row = window_row("1m", 60, T0, None, CONFIG, watermark=T0 + 90_000, now_ms=T0 + 59_999)
+    assert not open_row["closed"] and not open_row["final"]
 
 
 def test_top_skus() -> None:

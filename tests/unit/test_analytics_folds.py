@@ -8,8 +8,9 @@ import random
 from typing import Any
 
 import app  # noqa: F401 - the App first: the folds import its settings
-from domain.analytics import Config, brute_force, window_key
+from domain.analytics import Config, window_key
 from tables.analytics import FACTS_PER_MESSAGE, META, FactsFold, WindowFold
+from tests.unit.analytics_oracle import brute_force
 from tests.unit.records import Record, Rows
 from tests.unit.test_analytics import NOW, T0, envelope, fact, mixed, normalized, windows_of
 

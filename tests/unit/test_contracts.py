@@ -13,8 +13,9 @@ from typing import ClassVar
 from pydantic import BaseModel
 
 from models import contracts
+from models.base import Strict
 from models.money import Money
-from models.orders import OrderPlaced, Strict
+from models.orders import OrderPlaced
 from models.orders_history import OrderPlacedV1, OrderPlacedV2
 
 

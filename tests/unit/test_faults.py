@@ -59,3 +59,18 @@ def test_an_agent_is_stalled_from_its_first_system_error_until_it_succeeds() -> 
     registry.cleared("payments-service")
     assert registry.current() == []
     assert registry.failures("payments-service") == 0
+
+
+def test_shop_fail_first_fails_that_agents_first_attempts_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert faults.parse_fail_first("stock-service:2") == ("stock-service", 2)
+    assert faults.parse_fail_first("") == ("", 0)
+    assert faults.parse_fail_first("stock-service") == ("stock-service", 0)
+    monkeypatch.setattr(faults, "FAIL_FIRST", faults.parse_fail_first("stock-service:2"))
+    for attempt in (0, 1):
+        with pytest.raises(faults.InjectedFailure, match=f"injected failure {attempt + 1} of 2"):
+            faults.handler_attempt("stock-service", attempt)
+    faults.handler_attempt("stock-service", 2)
+    faults.handler_attempt("payments-service", 0)
+    assert not isinstance(faults.InjectedFailure("x"), OSError)  # the handler's, not the system's
