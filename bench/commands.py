@@ -47,7 +47,6 @@ from bench.accounts import (
     BROKER_WAIT,
     _interrupt,
     cpu_seconds,
-    delete_topics,
     line,
     pct,
     start_profile,
@@ -328,9 +327,7 @@ def main() -> None:
             worker.wait_ready(timeout=180)
             asyncio.run(main_async(args, system, worker))
         finally:
-            for w in system.workers:
-                w.stop()
-            asyncio.run(delete_topics(system.bootstrap, system.id))
+            system.stop()  # its workers, then its topics
 
 
 if __name__ == "__main__":

@@ -44,7 +44,6 @@ from bench.accounts import (
     _interrupt,
     app_topics,
     cpu_seconds,
-    delete_topics,
     line,
     pct,
     start_profile,
@@ -326,9 +325,7 @@ def main() -> None:
                 worker.wait_ready(timeout=180)
             asyncio.run(main_async(args, system, workers))
         finally:
-            for w in system.workers:
-                w.stop()
-            asyncio.run(delete_topics(system.bootstrap, system.id))
+            system.stop()  # its workers, then its topics
 
 
 if __name__ == "__main__":

@@ -28,17 +28,13 @@ from web.answers import AccountEvents
 from web.http import (
     HttpError,
     StateRows,
-    admit_command,
-    check_id,
-    execute,
+    answer_command,
+    command_body,
     handles_errors,
     int_param,
     min_version_param,
-    new_command,
     owner_route,
     read_at_least,
-    read_body,
-    result_response,
     store_of,
     validation_error,
 )
@@ -84,12 +80,17 @@ class OpenAccountView(View):
     )
     @handles_errors
     async def post(self, request: Request) -> Response:
-        admit_command(request)
-        body = await read_body(request, OpenAccountRequest)
+        body = await command_body(request, OpenAccountRequest)
         payload = OpenAccount(owner=body.owner)
-        cmd = new_command(request, body.account_id, payload, body.expected_version)
-        result = await execute(account_commands, cmd)
-        return result_response(self, result, account_id=body.account_id)
+        return await answer_command(
+            self,
+            request,
+            account_commands,
+            body.account_id,
+            payload,
+            body.expected_version,
+            account_id=body.account_id,
+        )
 
 
 class _AmountView(View):
@@ -97,12 +98,11 @@ class _AmountView(View):
 
     @handles_errors
     async def move(self, request: Request, account_id: str) -> Response:
-        admit_command(request)
-        check_id(account_id, "account_id")
-        body = await read_body(request, AmountRequest)
+        body = await command_body(request, AmountRequest, account_id=account_id)
         payload = self.payload_type(amount=body.amount, reference=body.reference)
-        cmd = new_command(request, account_id, payload, body.expected_version)
-        return result_response(self, await execute(account_commands, cmd))
+        return await answer_command(
+            self, request, account_commands, account_id, payload, body.expected_version
+        )
 
 
 def _moving(summary: str) -> Any:

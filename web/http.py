@@ -223,6 +223,30 @@ async def execute(topic: Any, command: CommandEnvelope) -> CommandResult:
         raise error from None
 
 
+async def command_body(request: Request, model: type[M], **path_ids: str) -> M:
+    """A command's request body, once the request is admitted (`admit_command`) and the
+    ids in its path are valid, in that order: a refusal costs no body read."""
+    admit_command(request)
+    for name, value in path_ids.items():
+        check_id(value, name)
+    return await read_body(request, model)
+
+
+async def answer_command(
+    view: View,
+    request: Request,
+    topic: Any,
+    aggregate_id: str,
+    payload: Any,
+    expected: int | None,
+    correlation_id: str | None = None,
+    **extra: Any,
+) -> Response:
+    """Send a client's command to its aggregate's owner; answer with its result."""
+    command = new_command(request, aggregate_id, payload, expected, correlation_id)
+    return result_response(view, await execute(topic, command), **extra)
+
+
 def result_response(view: View, result: CommandResult, **extra: Any) -> Response:
     """A command's answer; a rejection's facts are in `details` and, where no field of
     the answer has their name, at the top level too (`balance`, `available`)."""

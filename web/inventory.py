@@ -13,16 +13,12 @@ from web.answers import StockLevel
 from web.http import (
     HttpError,
     StateRows,
-    admit_command,
-    check_id,
-    execute,
+    answer_command,
+    command_body,
     handles_errors,
     min_version_param,
-    new_command,
     owner_route,
     read_at_least,
-    read_body,
-    result_response,
 )
 from web.operations import (
     IDEMPOTENCY_KEY,
@@ -59,11 +55,11 @@ class AddStockView(View):
     )
     @handles_errors
     async def post(self, request: Request, sku: str) -> Response:
-        admit_command(request)
-        check_id(sku, "sku")
-        body = await read_body(request, AddStockRequest)
-        cmd = new_command(request, sku, AddStock(quantity=body.quantity), body.expected_version)
-        return result_response(self, await execute(stock_commands, cmd), sku=sku)
+        body = await command_body(request, AddStockRequest, sku=sku)
+        payload = AddStock(quantity=body.quantity)
+        return await answer_command(
+            self, request, stock_commands, sku, payload, body.expected_version, sku=sku
+        )
 
 
 @app.page("/products/{sku}")

@@ -33,7 +33,9 @@ from web.http import (
     HttpError,
     StateRows,
     admit_command,
+    answer_command,
     check_id,
+    command_body,
     counted_param,
     execute,
     handles_errors,
@@ -214,6 +216,22 @@ class TimelineView(View):
         return self.json({"order_id": order_id, "steps": steps})
 
 
+async def _order_command(
+    view: View, request: Request, order_id: str, payload: Any, expected: int | None
+) -> Response:
+    """A command on an order: its saga is its correlation, so its steps are traced."""
+    return await answer_command(
+        view,
+        request,
+        order_commands,
+        order_id,
+        payload,
+        expected,
+        correlation_id=order_id,
+        order_id=order_id,
+    )
+
+
 @app.page("/orders/{order_id}/complete")
 class CompleteOrderView(View):
     @operation(
@@ -226,13 +244,8 @@ class CompleteOrderView(View):
     )
     @handles_errors
     async def post(self, request: Request, order_id: str) -> Response:
-        admit_command(request)
-        check_id(order_id, "order_id")
-        body = await read_body(request, VersionOnlyRequest)
-        cmd = new_command(
-            request, order_id, CompleteOrder(), body.expected_version, correlation_id=order_id
-        )
-        return result_response(self, await execute(order_commands, cmd), order_id=order_id)
+        body = await command_body(request, VersionOnlyRequest, order_id=order_id)
+        return await _order_command(self, request, order_id, CompleteOrder(), body.expected_version)
 
 
 @app.page("/orders/{order_id}/cancel")
@@ -247,14 +260,9 @@ class CancelOrderView(View):
     )
     @handles_errors
     async def post(self, request: Request, order_id: str) -> Response:
-        admit_command(request)
-        check_id(order_id, "order_id")
-        body = await read_body(request, CancelOrderRequest)
+        body = await command_body(request, CancelOrderRequest, order_id=order_id)
         payload = CancelOrder(reason=body.reason)
-        cmd = new_command(
-            request, order_id, payload, body.expected_version, correlation_id=order_id
-        )
-        return result_response(self, await execute(order_commands, cmd), order_id=order_id)
+        return await _order_command(self, request, order_id, payload, body.expected_version)
 
 
 @app.page("/customers/{customer_id}/orders")

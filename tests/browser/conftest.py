@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from tests.system import System, Worker
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 
@@ -37,3 +39,17 @@ def browser() -> Iterator[Any]:
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     yield driver
     driver.quit()
+
+
+@pytest.fixture(scope="package")
+def system(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    """One shop for the browser tests (its start is most of their time); a grace of
+    10 minutes, so the dashboard's figures never drop orders as late."""
+    shop = System(tmp_path_factory.mktemp("browser"), ANALYTICS_GRACE_SECONDS="600")
+    yield shop
+    shop.stop()
+
+
+@pytest.fixture(scope="package")
+def worker(system: System) -> Worker:
+    return system.worker().wait_ready(timeout=240)

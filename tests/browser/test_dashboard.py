@@ -12,7 +12,6 @@ import asyncio
 import os
 import threading
 import time
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -23,21 +22,9 @@ from selenium.webdriver.common.by import By
 
 from app.load import run_load
 from tests.integration.analytics_support import eventually
-from tests.system import System, Worker
+from tests.system import Worker
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def system(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    shop = System(tmp_path_factory.mktemp("dashboard"), ANALYTICS_GRACE_SECONDS="600")
-    yield shop
-    shop.stop()
-
-
-@pytest.fixture(scope="module")
-def worker(system: System) -> Worker:
-    return system.worker().wait_ready(timeout=240)
 
 
 def value(browser: Any, test_id: str) -> str:
