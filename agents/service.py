@@ -9,8 +9,12 @@ agent goes on to the next message at once. When a command is answered:
 
 1. the answer goes to the reply topic it names, if any;
 2. the events it decided are turned into commands for other services
-   (outbound policy) and sent, keyed by the aggregate they address;
-3. only then is the message acknowledged, so its offset can be committed.
+   (outbound policy): a command for a partition this worker decides is decided
+   here, and its answer taken here too (no command or answer record, no hop);
+   any other is sent on its target's command topic, keyed by its aggregate;
+3. only then is the message acknowledged, so its offset can be committed; acks
+   go in offset order per partition (agents/acks.py), so a commit never passes a
+   message still being processed.
 
 A crash before step 3 redelivers the message: its command is answered from the
 log (appending nothing) and steps 1 and 2 run again; receivers apply a repeated
@@ -25,6 +29,7 @@ from typing import Any
 
 from faust.types import EventT, TopicT
 
+from agents.acks import InOrderAcks
 from agents.command_side import CommandSide, NotOwner
 from agents.dead_letters import SYSTEM, bury, guarded, hold
 from app import faults
@@ -32,7 +37,7 @@ from app.main import app
 from app.settings import settings
 from app.stalls import stalls
 from app.topics import TOPICS
-from domain.saga import fact_of
+from domain.saga import Dispatch, fact_of
 from domain.topology import (
     Answer,
     Inbound,
@@ -48,6 +53,9 @@ log = logging.getLogger(__name__)
 
 Queued = tuple[CommandEnvelope, "asyncio.Future[CommandResult]"]
 """A message's command, and the future of its answer."""
+
+HERE: dict[str, Service] = {}
+"""This worker's services by name: a command for one of them may be decided here."""
 
 
 class Service:
@@ -65,20 +73,24 @@ class Service:
         if spec.answers is not None:
             self._answers = (settings.topic(spec.answers[0]), spec.answers[1])
         self._reply_topics: dict[str, TopicT] = {}
+        self.acks = InOrderAcks()
+        HERE[spec.name] = self
 
     async def run(self, agent: str, stream: Any) -> None:
         """The agent's loop: queue each message's command in order, finish each apart."""
         room = asyncio.Semaphore(settings.service_max_unanswered)
 
         async def finish_later(event: EventT, queued: Queued) -> None:
+            self.acks.taken(event)  # again for a message faust skipped, read back late
             await room.acquire()
             finishing = asyncio.ensure_future(self._finish(agent, event, *queued))
             finishing.add_done_callback(lambda _: room.release())
 
         async for event in stream.noack().events():  # acked by _finish
+            self.acks.taken(event)
             queued = await guarded(agent, event, self.submit, then=finish_later)
             if queued is None:  # no command in it, or dead-lettered
-                event.ack()
+                self.acks.done(event)
                 continue
             await finish_later(event, queued)
 
@@ -106,8 +118,9 @@ class Service:
     ) -> None:
         try:
             result = await answer
-        except NotOwner:
-            return  # the partition moved: its new owner gets the message again
+        except NotOwner:  # the partition moved: its new owner gets the message again
+            self.acks.give_up(event)
+            return
         while True:
             try:
                 if command.reply_to:
@@ -118,13 +131,15 @@ class Service:
             except SYSTEM as error:
                 stalls.failed(agent, error)
                 if not await hold(agent, event):
+                    self.acks.give_up(event)
                     return
             except Exception as error:  # a policy that fails on this answer: a bug
                 if not await bury(agent, event.message, error, 1, lambda: hold(agent, event)):
+                    self.acks.give_up(event)
                     return
                 break
         stalls.cleared(agent)
-        event.ack()
+        self.acks.done(event)
 
     async def _reply(self, reply_to: str, key: str, result: CommandResult) -> None:
         """Keyed by the correlation id: a saga's answers land in its order's partition."""
@@ -137,15 +152,53 @@ class Service:
         await topic.send(key=key, value=result.model_dump_json().encode())
 
     async def _dispatch(self, events: list[EventEnvelope]) -> None:
-        # handed to the producer, not awaited: faust flushes it before committing an
-        # offset, and a redelivered message dispatches the same commands (same ids)
         for event in events:
             for dispatch in self.spec.outbound(fact_of(event)):
                 await faults.reached("dispatch")
-                command = dispatch.command
+                await self._send(dispatch)
+
+    async def _send(self, dispatch: Dispatch) -> None:
+        """Decided here when this worker decides the target's partition (and its answer
+        taken here too), else sent on the target's command topic. Either way the message
+        that caused it is acknowledged only after: a crash before sends it again, with
+        the same command id, which its target applies once."""
+        command = dispatch.command
+        target = HERE.get(dispatch.target) if settings.saga_local_dispatch else None
+        if target is not None and target.side.owns(command.aggregate_id):
+            try:
+                result = await target.side.submit(command)
+            except NotOwner:
+                pass  # moved meanwhile: its new owner reads it from the command topic
+            else:
                 if dispatch.reply is not None:
-                    reply_to = settings.topic(answer_topic(dispatch.reply))
-                    command = command.model_copy(update={"reply_to": reply_to})
-                topic = TOPICS[command_topic(dispatch.target)]
-                value = command.model_dump_json().encode()
-                await topic.send(key=command.aggregate_id, value=value)
+                    await HERE[dispatch.reply].take_answer(result)
+                return
+        if dispatch.reply is not None:
+            reply_to = settings.topic(answer_topic(dispatch.reply))
+            command = command.model_copy(update={"reply_to": reply_to})
+        topic = TOPICS[command_topic(dispatch.target)]
+        # handed to the producer, not awaited: faust flushes it before committing an
+        # offset, and a redelivered message dispatches the same commands (same ids)
+        await topic.send(key=command.aggregate_id, value=command.model_dump_json().encode())
+
+    async def take_answer(self, result: CommandResult) -> None:
+        """The answer to a command this service dispatched, decided on this worker: its
+        answer policy's command is decided here too if its partition is, else the answer
+        goes to the service's answers topic, as a remote target's would."""
+        if self._answers is None:
+            raise LookupError(f"service {self.name} wants no answers")
+        topic, policy = self._answers
+        command = policy(result)
+        if command is None:
+            return
+        if self.side.owns(command.aggregate_id):
+            await faults.reached("answer-here")
+            try:
+                answered = await self.side.submit(command)
+            except NotOwner:
+                pass
+            else:
+                if answered.events and self.spec.outbound is not no_dispatch:
+                    await self._dispatch(answered.events)
+                return
+        await self._reply(topic, result.correlation_id, result)

@@ -24,6 +24,15 @@ def _int(name: str, default: int) -> int:
         raise SystemExit(f"setting {name} must be an integer, got {raw!r}") from None
 
 
+def _flag(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+        raise SystemExit(f"setting {name} must be on or off (1/0, true/false), got {raw!r}")
+    return raw.lower() in ("1", "true", "yes", "on")
+
+
 def _float(name: str, default: float) -> float:
     raw = os.environ.get(name)
     if raw is None or raw == "":
@@ -112,6 +121,9 @@ class Settings:
     """Messages a service's agent has queued whose commands are not answered yet."""
     saga_max_open_orders: int = field(default_factory=lambda: _int("SAGA_MAX_OPEN_ORDERS", 24))
     """Orders under way in the saga on a worker's partitions; past it POST /orders is 503."""
+    saga_local_dispatch: bool = field(default_factory=lambda: _flag("SAGA_LOCAL_DISPATCH", True))
+    """A saga command whose target partition this worker decides is decided here, and its
+    answer taken here (no command or answer record); off: every one goes through Kafka."""
     fold_max_batch: int = field(default_factory=lambda: _int("FOLD_MAX_BATCH", 5000))
     """Most records a batched fold takes in one getmany (one write per partition)."""
     lag_degraded_threshold: int = field(

@@ -5,13 +5,14 @@ the victim dies at one fault point of the write path (agents/command_side.py):
 a batch decided but not appended (`decided`), half a batch handed to the
 producer (`append-mid-batch`), a batch handed over but not acknowledged
 (`append-unacked`), acknowledged but neither folded nor answered (`appended`),
-between the commands of a fan-out (`dispatch@2`). It restarts on its own data
+between the commands of a fan-out (`dispatch@2`), with a saga command decided on
+this worker and its answer not yet taken here (`answer-here`). It restarts on its own data
 dir or on an empty one. Then, read straight from Kafka: every aggregate's
 versions are 1..n, no event is there twice, each read model and the command
 side equal the fold of the log, money and stock are conserved, no order is
 charged twice, every order is final.
 
-The suite runs one cell (a minute each); `make kill-matrix` runs all ten KILL_RUNS times.
+The suite runs one cell (a minute each); `make kill-matrix` runs all twelve KILL_RUNS times.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from tests.system import System, Worker
 
 pytestmark = pytest.mark.integration
 
-POINTS = ["decided", "append-mid-batch", "append-unacked", "appended", "dispatch@2"]
+POINTS = ["decided", "append-mid-batch", "append-unacked", "appended", "dispatch@2", "answer-here"]
 RESTARTS = ["own-data", "empty-data"]
 RUNS = int(os.environ.get("KILL_RUNS", "0"))
 CELLS = [(p, r) for p in POINTS for r in RESTARTS] if RUNS else [("appended", "empty-data")]

@@ -1,0 +1,105 @@
+"""Where a saga command goes: decided in place when this worker decides its target's
+partition (its answer taken in place too), else sent on the target's command topic.
+
+No broker: the command sides are stand-ins that record what they were asked to decide,
+and the topics stand-ins that record what was sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+import app  # noqa: F401 - the App and its agents first, as a worker imports them
+from agents import service as services
+from agents.service import Service
+from app.settings import settings
+from domain.topology import SERVICES
+from models.envelope import CommandEnvelope, CommandResult
+from tests.unit.test_saga_policies import envelope
+
+
+class Side:
+    """A command side that decides every command it owns by accepting it."""
+
+    def __init__(self, owns: bool) -> None:
+        self._owns = owns
+        self.decided: list[CommandEnvelope] = []
+
+    def owns(self, aggregate_id: str) -> bool:
+        return self._owns
+
+    def submit(self, command: CommandEnvelope) -> asyncio.Future[CommandResult]:
+        self.decided.append(command)
+        answer: asyncio.Future[CommandResult] = asyncio.get_running_loop().create_future()
+        answer.set_result(
+            CommandResult.answering(command, outcome="accepted", status=201, version=1)
+        )
+        return answer
+
+
+class Topic:
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    async def send(self, key: str, value: bytes) -> None:
+        self.sent.append(value)
+
+
+@pytest.fixture
+def accounts_topic(monkeypatch: pytest.MonkeyPatch) -> Iterator[Topic]:
+    topic = Topic()
+    monkeypatch.setitem(services.TOPICS, "accounts.commands", topic)
+    saved = dict(services.HERE)
+    yield topic
+    services.HERE.clear()
+    services.HERE.update(saved)
+
+
+def payment_requested() -> list[Any]:
+    """The event whose outbound policy asks the accounts to withdraw the order's amount."""
+    payload = {"customer_id": "cust-1", "amount": "12.50"}
+    return [envelope("payment", "PaymentRequested", payload, aggregate_id="o1")]
+
+
+def wire(accounts_owned: bool) -> tuple[Service, Side, Side]:
+    payments_side, accounts_side = Side(owns=True), Side(owns=accounts_owned)
+    payments = Service(SERVICES["payments"], payments_side)  # type: ignore[arg-type]
+    Service(SERVICES["accounts"], accounts_side)  # type: ignore[arg-type]
+    return payments, payments_side, accounts_side
+
+
+async def test_a_command_for_a_partition_decided_here_is_decided_here_and_answered_here(
+    accounts_topic: Topic,
+) -> None:
+    payments, payments_side, accounts_side = wire(accounts_owned=True)
+    await payments._dispatch(payment_requested())
+    assert [c.command_type for c in accounts_side.decided] == ["WithdrawMoney"]
+    assert [c.command_type for c in payments_side.decided] == ["RecordCapture"]
+    assert accounts_topic.sent == []  # no command record, no answer record
+
+
+async def test_a_command_for_a_partition_decided_elsewhere_goes_on_its_topic(
+    accounts_topic: Topic,
+) -> None:
+    payments, payments_side, accounts_side = wire(accounts_owned=False)
+    await payments._dispatch(payment_requested())
+    assert accounts_side.decided == [] and payments_side.decided == []
+    (sent,) = accounts_topic.sent
+    command = CommandEnvelope.model_validate_json(sent)
+    assert command.command_type == "WithdrawMoney"
+    assert command.reply_to == settings.topic("payments.answers")
+
+
+async def test_with_local_dispatch_off_every_command_goes_through_kafka(
+    accounts_topic: Topic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(services, "settings", replace(settings, saga_local_dispatch=False))
+    payments, payments_side, accounts_side = wire(accounts_owned=True)
+    await payments._dispatch(payment_requested())
+    assert accounts_side.decided == [] and payments_side.decided == []
+    assert len(accounts_topic.sent) == 1

@@ -1,0 +1,35 @@
+"""The README's file-tree table names every module of each room, and nothing that is gone.
+
+A newcomer reads the architecture from that table: a module added without its line,
+or a line left for a module removed, fails here.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ROOMS = ("models", "domain", "tables", "agents", "web", "app", "bench")
+
+
+def row(room: str) -> str:
+    readme = (ROOT / "README.md").read_text()
+    found = re.search(rf"^\| `{room}/` \|(.*)\|$", readme, re.M)
+    assert found is not None, f"no row for {room}/ in the README's file-tree table"
+    return found.group(1)
+
+
+@pytest.mark.parametrize("room", ROOMS)
+def test_every_module_of_a_room_is_named_in_its_row(room: str) -> None:
+    modules = sorted(p.name for p in (ROOT / room).glob("*.py") if p.name != "__init__.py")
+    text = row(room)
+    assert [m for m in modules if f"`{m}`" not in text] == []
+
+
+@pytest.mark.parametrize("room", ROOMS)
+def test_every_module_a_row_names_exists(room: str) -> None:
+    named = re.findall(r"`([a-z_]+\.py)`", row(room))
+    assert [m for m in named if not (ROOT / room / m).exists()] == []
