@@ -11,6 +11,7 @@ in order, the committed offset never passes a message still being processed.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 from faust.types import TP
@@ -55,6 +56,15 @@ class InOrderAcks:
                 break
             del pending[offset]
             held.ack()
+
+    def revoked(self, tps: Iterable[TP]) -> None:
+        """Partitions taken away at a rebalance: nothing read from them before is acked
+        any more. faust forgets a revoked partition's acks, but an ack that comes after
+        would stay and, were the partition given back, be committed before its message
+        was read again; whoever gets the partition reads those messages again."""
+        for tp in tps:
+            self._pending.pop(tp, None)
+            self._given_up.pop(tp, None)
 
     def give_up(self, event: Ackable) -> None:
         """A message this worker will not finish (its partition moved): neither it nor any

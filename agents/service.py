@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, cast
 
-from faust.types import EventT, TopicT
+from faust.types import TP, EventT, TopicT
 
 from agents.acks import InOrderAcks
 from agents.command_side import CommandSide, NotOwner
@@ -75,6 +75,10 @@ class Service:
         self._reply_topics: dict[str, TopicT] = {}
         self.acks = InOrderAcks()
         HERE[spec.name] = self
+        app.on_partitions_revoked.connect(cast(Any, self._on_revoked))
+
+    async def _on_revoked(self, sender: Any, revoked: set[TP], **kwargs: Any) -> None:
+        self.acks.revoked(revoked)
 
     async def run(self, agent: str, stream: Any) -> None:
         """The agent's loop: queue each message's command in order, finish each apart."""
@@ -89,8 +93,11 @@ class Service:
         async for event in stream.noack().events():  # acked by _finish
             self.acks.taken(event)
             queued = await guarded(agent, event, self.submit, then=finish_later)
-            if queued is None:  # no command in it, or dead-lettered
-                self.acks.done(event)
+            if queued is None:  # no command in it, dead-lettered, or its partition moved
+                if event.message.tp in app.consumer.assignment():
+                    self.acks.done(event)
+                else:  # not acked: the next owner reads it again
+                    self.acks.give_up(event)
                 continue
             await finish_later(event, queued)
 

@@ -112,3 +112,18 @@ def test_the_partition_read_again_from_before_what_was_given_up_is_acked_again()
     acks.taken(again)
     acks.done(again)
     assert log == [100]
+
+
+def test_nothing_read_before_a_rebalance_is_acked_after_it() -> None:
+    """faust forgets a revoked partition's acks; a late one would be committed once the
+    partition came back, before its message was read again."""
+    acks, log = InOrderAcks(), list[int]()
+    old = Event(ORDERS, 100, log)
+    acks.taken(old)
+    acks.revoked({ORDERS, OTHER})
+    acks.done(old)
+    assert log == []
+    again = Event(ORDERS, 100, log)  # read again after the partition came back
+    acks.taken(again)
+    acks.done(again)
+    assert log == [100]
