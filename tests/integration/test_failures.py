@@ -144,9 +144,20 @@ def test_old_order_placed_versions_are_upcast_for_projections_and_the_saga(
         )
         worker = history.worker().wait_ready()
         api = httpx.Client(base_url=worker.url, timeout=30.0)
-        api.post("/accounts", json={"account_id": "old-customer", "owner": "Old"})
-        api.post("/accounts/old-customer/deposits", json={"amount": "100.00"})
-        assert api.post("/products/OLD-SKU/stock", json={"quantity": 10}).status_code == 201
+        # as a client would: a 503 (Retry-After) is retried with the same Idempotency-Key
+        for path, body in (
+            ("/accounts", {"account_id": "old-customer", "owner": "Old"}),
+            ("/accounts/old-customer/deposits", {"amount": "100.00"}),
+            ("/products/OLD-SKU/stock", {"quantity": 10}),
+        ):
+            sent = eventually(
+                lambda p=path, b=body: (
+                    (r := api.post(p, json=b, headers={"Idempotency-Key": f"setup{p}"})).status_code
+                    != 503
+                    and r
+                )
+            )
+            assert sent.status_code == 201, sent.text
         produce(history, "orders.events", [(b"old-v1", v1), (b"old-v2", v2)])
         for order_id in ("old-v1", "old-v2"):
             order = eventually(
@@ -154,7 +165,8 @@ def test_old_order_placed_versions_are_upcast_for_projections_and_the_saga(
                     (r := api.get(f"/orders/{oid}")).status_code == 200
                     and r.json()["status"] == "shipped"
                     and r.json()
-                )
+                ),
+                timeout=60.0,
             )
             assert order["shipping_address"] is None
         assert api.get("/orders/old-v1").json()["discount"] == "0.00"

@@ -1,6 +1,7 @@
 """`shop --help` and every subcommand's help, run as an operator runs them.
 
-Each help is a real `python -m app.cli ... --help` process, checked against the parser
+Each help is `shop ... --help` as the command line runs it (in this process; one test
+runs the real `python -m app.cli --help` process and compares), checked against the parser
 tree that `app.cli.build_parser()` builds: every command it registers is listed with a
 one-line description, every option is shown with a help string, every stated default is
 the parser's own, and a bad value is refused by argparse (exit 2) before anything is sent.
@@ -10,11 +11,13 @@ No worker or broker is needed: argparse answers before any command runs.
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import redirect_stderr, redirect_stdout
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -22,7 +25,7 @@ from unittest import mock
 
 import pytest
 
-from app.cli import build_parser
+from app.cli import build_parser, main
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -68,8 +71,23 @@ RUNNABLE = sorted(command for command, parser in PARSERS.items() if parser.get_d
 
 @cache
 def shop(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "app.cli", *args],
+    """`shop ARGS` in this process, with the environment an operator's shell would give:
+    its exit status and output (argparse answers before any command runs). One test
+    below runs the real command, as a process, to hold this stand-in to it."""
+    out, err = io.StringIO(), io.StringIO()
+    with mock.patch.dict(os.environ, ENVIRONMENT), redirect_stdout(out), redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as stop:
+            code = stop.code if isinstance(stop.code, int) else 1
+            if isinstance(stop.code, str):
+                print(stop.code, file=err)
+    return subprocess.CompletedProcess(["shop", *args], code, out.getvalue(), err.getvalue())
+
+
+def test_the_real_command_prints_the_same_help_as_the_stand_in() -> None:
+    process = subprocess.run(
+        [sys.executable, "-m", "app.cli", "--help"],
         cwd=PROJECT,
         env={**os.environ, **ENVIRONMENT},
         capture_output=True,
@@ -77,6 +95,8 @@ def shop(*args: str) -> subprocess.CompletedProcess[str]:
         timeout=120,
         check=False,
     )
+    assert process.returncode == 0, process.stderr
+    assert flat(process.stdout) == flat(shop("--help").stdout)
 
 
 def flat(text: str) -> str:
