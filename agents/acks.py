@@ -11,6 +11,7 @@ in order, the committed offset never passes a message still being processed.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable
 from typing import Any, Protocol
 
@@ -26,11 +27,23 @@ class Ackable(Protocol):
     def ack(self) -> Any: ...
 
 
+class _Read:
+    """A partition's messages read and not acked: their offsets in a heap (the earliest
+    first), and each one's event with whether it is done."""
+
+    def __init__(self) -> None:
+        self.offsets: list[int] = []
+        self.events: dict[int, tuple[Ackable, bool]] = {}
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+
 class InOrderAcks:
     """Holds each finished message's ack until every earlier one of its partition is done."""
 
     def __init__(self) -> None:
-        self._pending: dict[TP, dict[int, tuple[Ackable, bool]]] = {}
+        self._pending: dict[TP, _Read] = {}
         self._given_up: dict[TP, int] = {}
 
     def taken(self, event: Ackable) -> None:
@@ -41,20 +54,21 @@ class InOrderAcks:
             if message.offset > given_up:
                 return  # after a message given up: acking it would commit past that one
             del self._given_up[message.tp]  # read again from before it: the partition is back
-        self._pending.setdefault(message.tp, {}).setdefault(message.offset, (event, False))
+        read = self._pending.setdefault(message.tp, _Read())
+        if message.offset not in read.events:
+            read.events[message.offset] = (event, False)
+            heapq.heappush(read.offsets, message.offset)
 
     def done(self, event: Ackable) -> None:
         """A message processed: ack it and every later finished one it held back."""
         message = event.message
-        pending = self._pending.get(message.tp)
-        if pending is None or message.offset not in pending:
+        read = self._pending.get(message.tp)
+        if read is None or message.offset not in read.events:
             return  # its partition was given up (`give_up`): the new owner reads it again
-        pending[message.offset] = (event, True)
-        for offset in sorted(pending):
-            held, finished = pending[offset]
-            if not finished:
-                break
-            del pending[offset]
+        read.events[message.offset] = (event, True)
+        # per message on a service's path: only the earliest one's end acks anything
+        while read.offsets and read.events[read.offsets[0]][1]:
+            held, _ = read.events.pop(heapq.heappop(read.offsets))
             held.ack()
 
     def revoked(self, tps: Iterable[TP]) -> None:

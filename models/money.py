@@ -50,7 +50,7 @@ def parse_money(value: Any) -> Decimal:
     if amount != amount.quantize(CENT):
         raise ValueError("money has at most two decimal places")
     # one written form, so the API's schema can say exactly what is accepted
-    if isinstance(value, str) and not _TEXT.match(value):
+    if isinstance(value, str) and not _TEXT.fullmatch(value):  # `$` passes a final "\n"
         raise ValueError('money is written like "12.50": no exponent, spaces or leading zeros')
     return amount.quantize(CENT)
 

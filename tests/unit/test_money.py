@@ -68,7 +68,7 @@ def test_money_has_at_most_two_decimal_places(value: str) -> None:
         parse_money(value)
 
 
-@pytest.mark.parametrize("value", ["  12.30 ", "1.100", "1e2", "+5", "007", ".5", "5."])
+@pytest.mark.parametrize("value", ["  12.30 ", "1.100", "1e2", "+5", "007", ".5", "5.", "12.50\n"])
 def test_money_has_one_written_form_the_api_schema_states(value: str) -> None:
     """Each of these is a number, but not as the OpenAPI document says money is written;
     the server refuses what the document refuses, so the two cannot drift apart."""
