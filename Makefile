@@ -1,5 +1,5 @@
 # The two commands of the README, and a few conveniences.
-.PHONY: start test lint bench bench-peers soak-read startup-loop crash-loop kill-matrix broker-start broker-stop clean
+.PHONY: start test lint bench bench-peers soak soak-read startup-loop crash-loop kill-matrix broker-start broker-stop cluster-start cluster-stop clean
 
 start:  ## broker + two workers + sample traffic; Ctrl-C stops it all
 	@scripts/start.sh
@@ -39,6 +39,10 @@ kill-matrix:  ## SIGKILL a worker at each write-path point (own, then empty data
 	@scripts/kafka.sh ensure
 	KILL_RUNS=$${KILL_RUNS:-20} .venv/bin/pytest -q tests/integration/test_kill_matrix.py
 
+soak:  ## 3 brokers, 3 workers, shop traffic and faults (broker, worker, rolling) for 10 min, then the audit (ARGS="--minutes 3")
+	@scripts/bootstrap.sh
+	.venv/bin/python -m bench.soak $(ARGS)
+
 soak-read:  ## SIGKILL the folds at each fault point (own, then empty data dir), SOAK_RUNS times (default 10)
 	@scripts/bootstrap.sh
 	@scripts/kafka.sh ensure
@@ -49,6 +53,13 @@ broker-start:
 
 broker-stop:
 	@scripts/kafka.sh stop
+
+cluster-start:  ## a 3-broker local cluster (scripts/kafka-cluster.sh); run workers with SHOP_REPLICATION_FACTOR=3
+	@scripts/kafka-cluster.sh start
+	@echo "KAFKA_BOOTSTRAP_SERVERS=$$(scripts/kafka-cluster.sh bootstrap) SHOP_REPLICATION_FACTOR=3"
+
+cluster-stop:  ## stop that cluster (its data stays in .kafka/cluster-<port>)
+	@scripts/kafka-cluster.sh stop
 
 clean:  ## local data: worker tables and the local broker's log (the broker must be stopped)
 	rm -rf .data .run .kafka

@@ -1,6 +1,7 @@
 """`shop`: command-line tools around a running shop.
 
     shop traffic --url http://127.0.0.1:6066 --rate 5 --accounts 20 [--duration 60]
+                                  (sample shop traffic, app/traffic.py)
     shop load ...                 (orders at a target rate, app/load.py)
     shop dead-letters list|retry  (app/dead_letters_cli.py)
     shop rebuild accounts|analytics|orders|stock|timeline  (app/rebuild_cli.py)
@@ -18,18 +19,31 @@ import random
 import signal
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 from app.dead_letters_cli import add_dead_letters_parser
 from app.http_client import MAX_ATTEMPTS, ApiClient, Tally
 from app.load import add_load_parser, positive_float, positive_int, token_or_environment
 from app.rebuild_cli import add_rebuild_parser
+from app.traffic import (
+    CANCEL_SHARE,
+    DEPOSIT_SHARE,
+    LIMITED_SKU,
+    LIMITED_UNITS,
+    MAX_IN_FLIGHT,
+    ORDER_SHARE,
+    OVER_BUDGET_SHARE,
+    SHORT_SHARE,
+    SKUS,
+    account_ids,
+    run,
+    set_up,
+)
 
 PROGRESS_EVERY = 5.0
-MAX_IN_FLIGHT = 64
 
 
 # --- shared plumbing -----------------------------------------------------------
@@ -40,6 +54,8 @@ class Stats(Tally):
     """What was sent and how the shop answered (the client's tally), and since when."""
 
     started: float = field(default_factory=time.monotonic)
+    operations: Counter[str] = field(default_factory=Counter)
+    """What the traffic did, once it is over (app/traffic.py's ShopState.counts)."""
 
     @property
     def accepted(self) -> int:
@@ -68,21 +84,6 @@ class Stats(Tally):
         return " ".join(parts)
 
 
-class Pacer:
-    """Spaces request starts evenly at `rate` per second."""
-
-    def __init__(self, rate: float) -> None:
-        self.interval = 1.0 / rate
-        self.next_slot = time.monotonic()
-
-    async def wait(self) -> None:
-        now = time.monotonic()
-        slot = max(now, self.next_slot)
-        self.next_slot = slot + self.interval
-        if slot > now:
-            await asyncio.sleep(slot - now)
-
-
 def run_until_signalled(
     main: Callable[[asyncio.Event], Any],
 ) -> None:
@@ -101,60 +102,6 @@ def run_until_signalled(
 # --- shop traffic ------------------------------------------------------------------
 
 
-def account_ids(count: int) -> list[str]:
-    return [f"cust-{n:04d}" for n in range(1, count + 1)]
-
-
-def random_amount(rng: random.Random, low: int, high: int) -> str:
-    """A decimal string with two places, between low and high (whole units)."""
-    cents = rng.randint(low * 100, high * 100)
-    return str(Decimal(cents).scaleb(-2))
-
-
-async def open_account(client: ApiClient, account_id: str, rng: random.Random) -> None:
-    """Open (409 = already there, fine) and fund one account."""
-    status = await client.command("/accounts", {"account_id": account_id, "owner": account_id})
-    if status in (201, 409):
-        amount = random_amount(rng, 50, 500)
-        await client.command(f"/accounts/{account_id}/deposits", {"amount": amount})
-
-
-SKUS = [f"SKU-{n:03d}" for n in range(1, 11)]
-
-
-async def stock_products(client: ApiClient, rng: random.Random) -> None:
-    for sku in SKUS:
-        await client.command(f"/products/{sku}/stock", {"quantity": rng.randint(20, 200)})
-
-
-async def place_order(client: ApiClient, account_id: str, rng: random.Random) -> None:
-    """An order of 1-3 lines; some are declined (funds), some short (stock), some cancelled."""
-    lines = [
-        {"sku": sku, "quantity": rng.randint(1, 3), "unit_price": random_amount(rng, 2, 60)}
-        for sku in rng.sample(SKUS, rng.randint(1, 3))
-    ]
-    order_id = f"ord-{rng.getrandbits(48):012x}"
-    status = await client.command(
-        "/orders", {"order_id": order_id, "customer_id": account_id, "lines": lines}
-    )
-    if status == 202 and rng.random() < 0.1:
-        await client.command(f"/orders/{order_id}/cancel", {"reason": "customer_request"})
-
-
-async def random_operation(client: ApiClient, account_id: str, rng: random.Random) -> None:
-    """Mostly orders; else a deposit or a withdrawal (some refused for insufficient funds)."""
-    if rng.random() < 0.6:
-        await place_order(client, account_id, rng)
-        return
-    if rng.random() < 0.55:
-        path, amount = "deposits", random_amount(rng, 1, 200)
-    else:
-        path, amount = "withdrawals", random_amount(rng, 1, 250)
-    await client.command(
-        f"/accounts/{account_id}/{path}", {"amount": amount, "reference": "traffic"}
-    )
-
-
 async def report_progress(stats: Stats, stop: asyncio.Event) -> None:
     while not stop.is_set():
         try:
@@ -163,28 +110,11 @@ async def report_progress(stats: Stats, stop: asyncio.Event) -> None:
             print(f"traffic: {stats.line()}", flush=True)
 
 
-async def paced(
-    tasks: set[asyncio.Task[None]], pacer: Pacer, stop: asyncio.Event, coro: Any
-) -> bool:
-    """Start `coro` at the next slot unless stopping; False when stopped."""
-    while len(tasks) >= MAX_IN_FLIGHT and not stop.is_set():
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    await pacer.wait()
-    if stop.is_set():
-        coro.close()
-        return False
-    task = asyncio.create_task(coro)
-    tasks.add(task)
-    task.add_done_callback(tasks.discard)
-    return True
-
-
 async def traffic(args: argparse.Namespace, stop: asyncio.Event) -> Stats:
+    """`shop traffic`: app/traffic.py's set-up, then its run at --rate until stopped."""
     rng = random.Random(args.seed)
     stats = Stats()
-    pacer = Pacer(args.rate)
     ids = account_ids(args.accounts)
-    tasks: set[asyncio.Task[None]] = set()
     if args.duration is not None:
         asyncio.get_running_loop().call_later(args.duration, stop.set)
     progress = asyncio.create_task(report_progress(stats, stop))
@@ -195,17 +125,25 @@ async def traffic(args: argparse.Namespace, stop: asyncio.Event) -> Stats:
     )
     token = token_or_environment(args.token)
     async with ApiClient(args.url, token=token, timeout=args.timeout, tally=stats) as client:
-        await stock_products(client, rng)
-        for account_id in ids:
-            if not await paced(tasks, pacer, stop, open_account(client, account_id, rng)):
-                break
-        if tasks:
-            await asyncio.wait(set(tasks))
-        while not stop.is_set():
-            if not await paced(tasks, pacer, stop, random_operation(client, rng.choice(ids), rng)):
-                break
-        if tasks:
-            await asyncio.wait(set(tasks), timeout=args.timeout)
+        setup = asyncio.create_task(set_up(client, ids, rng))
+        stopped = asyncio.create_task(stop.wait())
+        await asyncio.wait({setup, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if not setup.done():  # stopped during the set-up
+            setup.cancel()
+            await asyncio.wait({setup}, timeout=args.timeout)
+        else:
+            state = setup.result()
+            await run(
+                client,
+                state,
+                args.rate,
+                stop,
+                rng,
+                max_in_flight=MAX_IN_FLIGHT,
+                drain_timeout=args.timeout,
+            )
+            stats.operations.update(state.counts)
     stop.set()
     await progress
     return stats
@@ -224,6 +162,17 @@ def print_summary(stats: Stats) -> None:
         print(f"  status {status} (after retries): {count}")
     for name, count in stats.errors.most_common():
         print(f"  connection errors ({name}): {count}")
+    done = stats.operations
+    if done:
+        print(
+            f"  orders placed: {done['orders']} (beyond the customer's means on purpose: "
+            f"{done['over_budget']}, beyond the limited stock on purpose: {done['short']}, "
+            f"cancelled by the customer: {done['cancelled']})"
+        )
+        print(
+            f"  deposits: {done['deposits']}, withdrawals: {done['withdrawals']}, "
+            f"paydays: {done['paydays']}, restocks: {done['restocks']}"
+        )
 
 
 def run_traffic(args: argparse.Namespace) -> int:
@@ -238,19 +187,27 @@ def run_traffic(args: argparse.Namespace) -> int:
 
 
 TRAFFIC_DESCRIPTION = f"""\
-Sample traffic for a demo (`make start` runs it). First it stocks {SKUS[0]} to
-{SKUS[-1]} and opens and funds --accounts accounts (cust-0001, ...); then, until
---duration runs out or Ctrl-C / SIGTERM, it starts --rate operations per second,
-each one or two commands: mostly an order of 1-3 lines (one in ten accepted
-orders is then cancelled), else a deposit or a withdrawal (some refused for
-insufficient funds).
+Sample shop traffic for a demo (`make start` runs it; app/traffic.py). First it
+stocks {SKUS[0]} to {SKUS[-1]} and a limited edition, {LIMITED_SKU} ({LIMITED_UNITS} units, stocked
+once), and opens and funds --accounts accounts (cust-0001, ...). Then, until
+--duration runs out or Ctrl-C / SIGTERM, it starts --rate operations per second
+on a fixed schedule: {ORDER_SHARE:.0%} orders of 1-3 lines at the shop's price list (one
+in {1 / CANCEL_SHARE:.0f} then cancelled by the customer), {DEPOSIT_SHARE:.0%} deposits, the rest
+withdrawals of what the customer can spare.
+
+It keeps an estimate of every balance and stock level from what it sent and the
+shop's answers, and pays an account a payday or restocks a SKU before it runs
+dry, so ordinary orders are neither declined nor short. On purpose, {OVER_BUDGET_SHARE:.0%} of
+the orders are beyond the customer's means (cancelled: payment_declined) and {SHORT_SHARE:.0%}
+ask for more of the limited edition than it has (cancelled: out_of_stock).
 
 Talks to one worker's HTTP API (--url). Every command carries an
 Idempotency-Key and is retried with the same key on 503/504 or no answer (up
 to {MAX_ATTEMPTS} attempts). $API_TOKEN (or --token) is sent as a bearer token.
 
 Prints a progress line every {PROGRESS_EVERY:g} s and, once stopped, a summary (commands
-sent, accepted, rejected by status, retries, connection errors) on stdout.
+sent, accepted, rejected by status, retries, connection errors; orders placed,
+paydays, restocks) on stdout.
 Exit status: 0 once stopped, whatever the shop answered.
 """
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
@@ -65,6 +66,40 @@ class Tally:
     """The final status of each command answered (after its retries)."""
     errors: Counter[str] = field(default_factory=Counter)
     """Attempts that got no answer, by the error's type."""
+
+    def finished(self, command: FinishedCommand) -> None:
+        """One command is over (answered, or out of attempts): a harness that keeps
+        each command's answer and timing (the soak) overrides this."""
+
+
+@dataclass(frozen=True)
+class FinishedCommand:
+    """A command as its client saw it, from the first attempt to the final answer."""
+
+    path: str
+    body: dict[str, Any]
+    status: int | None
+    """The final status; None: no attempt was answered."""
+    answer: bytes
+    started: float
+    ended: float
+    """time.monotonic() at the first attempt and at the final answer (retries included)."""
+    attempts: int
+    refusals: tuple[str, ...] = ()
+    """Why each attempt but the answered one was retried: `503 saga_busy`, `504
+    timeout`, or the error of an attempt with no answer (`ServerDisconnectedError`)."""
+
+
+def refusal(status: int | None, answer: bytes) -> str:
+    """An attempt that must be retried, in a word or two: the status and the error code
+    of the JSON error envelope, or the error when there was no answer."""
+    if status is None:
+        return answer.decode(errors="replace")
+    try:
+        code = json.loads(answer).get("error")
+    except (ValueError, AttributeError):
+        code = None
+    return f"{status} {code}" if isinstance(code, str) else str(status)
 
 
 def retry_after(value: str | None) -> float | None:
@@ -131,26 +166,37 @@ class ApiClient:
         headers = {"Idempotency-Key": uuid.uuid4().hex}
         self.tally.sent += 1
         status: int | None = None
+        answer = b""
+        started = time.monotonic()
+        attempt = 0
+        refusals: list[str] = []
         for attempt in range(1, self.max_attempts + 1):
             wait: float | None = None
             try:
                 async with self.session.post(
                     self._url(path), json=body, headers=headers
                 ) as response:
-                    await response.read()
+                    answer = await response.read()
                     status = response.status
                     wait = retry_after(response.headers.get("Retry-After"))
             except (aiohttp.ClientError, TimeoutError) as error:
                 self.tally.errors[type(error).__name__] += 1
                 status = None
+                answer = type(error).__name__.encode()
             if status is not None and status not in RETRY_STATUSES:
                 break
+            refusals.append(refusal(status, answer))
             if attempt == self.max_attempts:
                 break
             self.tally.retries += 1
             await self.sleep(wait or min(BACKOFF * 2**attempt, MAX_BACKOFF))
         if status is not None:
             self.tally.statuses[status] += 1
+        self.tally.finished(
+            FinishedCommand(
+                path, body, status, answer, started, time.monotonic(), attempt, tuple(refusals)
+            )
+        )
         return status
 
     async def get(self, path: str, params: dict[str, Any] | None = None) -> Answer:

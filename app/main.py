@@ -14,8 +14,13 @@ from app.producer import ShopProducer
 from app.settings import settings
 
 
-def _credentials() -> faust.SASLCredentials | None:
+def _credentials() -> faust.SASLCredentials | faust.SSLCredentials | None:
     if not settings.kafka_sasl_username:
+        if settings.kafka_security_protocol == "SSL":  # TLS without SASL
+            import ssl
+
+            # an explicit context: SSLCredentials() without one cannot build its own
+            return faust.SSLCredentials(ssl.create_default_context())
         return None
     ssl_context = None
     if settings.kafka_security_protocol.startswith("SASL_SSL"):
@@ -80,6 +85,9 @@ app = ShopApp(
     },
     broker_session_timeout=settings.session_timeout,
     broker_heartbeat_interval=max(1.0, settings.session_timeout / 3),
+    # acks=all: an append is answered once every in-sync replica has it (at least
+    # SHOP_MIN_INSYNC_REPLICAS of them), so losing a broker after that loses no event
+    producer_acks=-1,
     # a batch's appends go out at once: group commit, not a timer, makes batches
     producer_linger=0.0,
     # stop promptly: handlers are idempotent and offsets are committed only for

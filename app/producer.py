@@ -13,6 +13,7 @@ Adding a topic to "all topics" must keep tracking all topics.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import Any
 
 import aiokafka
@@ -36,7 +37,13 @@ class AllTopicsProducer(aiokafka.AIOKafkaProducer):
 
 
 class ShopProducer(Producer):
-    """faust's aiokafka producer service, building AllTopicsProducer clients."""
+    """faust's aiokafka producer service, building AllTopicsProducer clients that are
+    idempotent: when a partition's leader fails over, a batch whose ack was lost is
+    sent again, and without a producer id and sequence numbers the new leader appends
+    it a second time (seen in the soak: one event twice at the same version)."""
+
+    def _settings_extra(self) -> Mapping[str, Any]:
+        return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
 
     @property
     def _producer_type(self) -> type[aiokafka.AIOKafkaProducer]:

@@ -7,7 +7,8 @@ PartitionsMismatch on every message. And a consumer subscribing to a missing
 topic makes a broker with `auto.create.topics.enable` create it with the
 broker's default partition count. So each worker, before its consumer starts,
 creates whatever is missing (event, command, answer, repartition topics, every
-table changelog, faust's leader topic), waits until the broker reports every
+table changelog, faust's leader topic; each with SHOP_REPLICATION_FACTOR replicas and
+SHOP_MIN_INSYNC_REPLICAS as its min.insync.replicas), waits until the broker reports every
 one with its partition count, and refuses to start on a mismatch.
 """
 
@@ -128,6 +129,12 @@ def _refuse_mismatches(wanted: Mapping[str, TopicSpec], have: Mapping[str, int])
         )
 
 
+def _with_min_isr(config: Mapping[str, str]) -> dict[str, str]:
+    """Every topic created gets min.insync.replicas (SHOP_MIN_INSYNC_REPLICAS), so that
+    acks=all means that many copies, whatever the broker's default; a spec may say otherwise."""
+    return {"min.insync.replicas": str(settings.min_insync_replicas), **config}
+
+
 async def _create(admin: AIOKafkaAdminClient, specs: Mapping[str, TopicSpec]) -> None:
     response = await admin.create_topics(
         [
@@ -135,7 +142,7 @@ async def _create(admin: AIOKafkaAdminClient, specs: Mapping[str, TopicSpec]) ->
                 name,
                 num_partitions=spec.partitions,
                 replication_factor=settings.replication_factor,
-                topic_configs=dict(spec.config),
+                topic_configs=_with_min_isr(spec.config),
             )
             for name, spec in specs.items()
         ]

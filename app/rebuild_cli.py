@@ -60,7 +60,7 @@ async def rebuild(
     requests_topic = settings.topic(REQUESTS_TOPIC)
     progress = TopicPartition(settings.topic(PROGRESS_TOPIC), 0)
     consumer = AIOKafkaConsumer(**client_options(), enable_auto_commit=False)
-    producer = AIOKafkaProducer(**client_options())
+    producer = AIOKafkaProducer(**client_options(), acks="all")
     await consumer.start()
     await producer.start()
     try:

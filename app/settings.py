@@ -102,6 +102,14 @@ class Settings:
     """Prepended to every topic name, so isolated copies (tests, benches) share a broker."""
     partitions: int = field(default_factory=lambda: _int("SHOP_PARTITIONS", 8))
     replication_factor: int = field(default_factory=lambda: _int("SHOP_REPLICATION_FACTOR", 1))
+    min_insync_replicas: int = field(
+        default_factory=lambda: _int(
+            "SHOP_MIN_INSYNC_REPLICAS", max(1, _int("SHOP_REPLICATION_FACTOR", 1) - 1)
+        )
+    )
+    """min.insync.replicas of every topic the app creates; default one less than the
+    replication factor, at least 1: one broker 1, three brokers 2 (a write with acks=all
+    then survives one broker down, and is refused rather than kept on one copy alone)."""
     store: str = field(default_factory=lambda: _env("SHOP_STORE", "rocksdb://"))
     standby_replicas: int = field(default_factory=lambda: _int("SHOP_STANDBY_REPLICAS", 1))
     session_timeout: float = field(default_factory=lambda: _float("KAFKA_SESSION_TIMEOUT", 30.0))
@@ -165,6 +173,13 @@ class Settings:
             )
         if self.partitions < 1:
             raise SystemExit("SHOP_PARTITIONS must be at least 1")
+        if self.replication_factor < 1:
+            raise SystemExit("SHOP_REPLICATION_FACTOR must be at least 1")
+        if not 1 <= self.min_insync_replicas <= self.replication_factor:
+            raise SystemExit(
+                f"SHOP_MIN_INSYNC_REPLICAS must be between 1 and SHOP_REPLICATION_FACTOR "
+                f"({self.replication_factor}), got {self.min_insync_replicas}"
+            )
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # A single-node Apache Kafka (KRaft) on 127.0.0.1, assembled from Maven Central.
 #
-#   scripts/kafka.sh start|stop|status|logs|ensure
+#   scripts/kafka.sh start|stop|kill|status|logs|ensure|jars
+#
+# `kill` SIGKILLs the broker's JVM (a crash, for failure tests); `jars` only resolves
+# the jars. The node runs alone by default; scripts/kafka-cluster.sh runs several of
+# these nodes as one cluster, through the KAFKA_NODE_ID... knobs below.
 #
 # No Docker and no download site needed: the broker's jars are resolved once by
 # Maven from scripts/kafka/pom.xml into a cache, storage is formatted once, and
@@ -14,6 +18,15 @@
 #   KAFKA_CACHE_DIR        the resolved jars (default ~/.cache/shop-kafka/<version>)
 #   KAFKA_HEAP_OPTS        JVM heap (default -Xms512m -Xmx2g: many partitions need it)
 #   KAFKA_START_TIMEOUT    seconds to wait for the broker to answer (default 90)
+#   KAFKA_NODE_ID          this node's id (default 1)
+#   KAFKA_QUORUM_VOTERS    the KRaft controllers, id@host:port,... (default
+#                          <KAFKA_NODE_ID>@127.0.0.1:<KAFKA_CONTROLLER_PORT>: this node alone)
+#   KAFKA_CLUSTER_ID       the cluster id storage is formatted with, the same on every node
+#                          of a cluster (default: a random one; only used on first start)
+#   KAFKA_INTERNAL_REPLICATION  replicas of the internal topics (consumer offsets,
+#                          transactions, share state) and default.replication.factor
+#                          (default 1); their min.insync.replicas, and the broker's
+#                          default one, is min(2, that)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -27,6 +40,11 @@ data_dir="${KAFKA_DATA_DIR:-$root/.kafka/$port}"
 cache_dir="${KAFKA_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/shop-kafka/$version}"
 heap="${KAFKA_HEAP_OPTS:--Xms512m -Xmx2g}"
 timeout_s="${KAFKA_START_TIMEOUT:-90}"
+node_id="${KAFKA_NODE_ID:-1}"
+quorum_voters="${KAFKA_QUORUM_VOTERS:-$node_id@127.0.0.1:$controller_port}"
+cluster_id="${KAFKA_CLUSTER_ID:-}"
+internal_rf="${KAFKA_INTERNAL_REPLICATION:-1}"
+internal_min_isr=$((internal_rf < 2 ? internal_rf : 2))
 pid_file="$data_dir/broker.pid"
 log_file="$data_dir/broker.log"
 
@@ -38,7 +56,9 @@ running_pid() {
   [[ -f "$pid_file" ]] || return 1
   local pid
   pid="$(cat "$pid_file")"
-  if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
+  # a zombie (killed, not yet reaped by its parent) is not running
+  if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null &&
+    ! grep -q '^[^)]*) Z' "/proc/$pid/stat" 2>/dev/null; then
     echo "$pid"
     return 0
   fi
@@ -61,8 +81,8 @@ write_config() {
   mkdir -p "$data_dir/log"
   cat >"$data_dir/server.properties" <<EOF
 process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:$controller_port
+node.id=$node_id
+controller.quorum.voters=$quorum_voters
 listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port
 advertised.listeners=PLAINTEXT://127.0.0.1:$port
 controller.listener.names=CONTROLLER
@@ -70,13 +90,15 @@ listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
 inter.broker.listener.name=PLAINTEXT
 log.dirs=$data_dir/log
 num.partitions=8
-offsets.topic.replication.factor=1
+default.replication.factor=$internal_rf
+min.insync.replicas=$internal_min_isr
+offsets.topic.replication.factor=$internal_rf
 offsets.topic.num.partitions=8
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
+transaction.state.log.replication.factor=$internal_rf
+transaction.state.log.min.isr=$internal_min_isr
 transaction.state.log.num.partitions=8
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
+share.coordinator.state.topic.replication.factor=$internal_rf
+share.coordinator.state.topic.min.isr=$internal_min_isr
 group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=true
 log.retention.hours=-1
@@ -111,10 +133,17 @@ format_storage() {
   if [[ -f "$data_dir/log/meta.properties" ]]; then
     return
   fi
-  local cluster_id
-  cluster_id="$(java_cmd kafka.tools.StorageTool random-uuid)"
-  java_cmd kafka.tools.StorageTool format \
-    -t "$cluster_id" -c "$data_dir/server.properties" >/dev/null
+  local out
+  if [[ -z "$cluster_id" ]]; then
+    out="$(java_cmd kafka.tools.StorageTool random-uuid 2>&1)" || {
+      say "could not make a cluster id:"; echo "$out" >&2; exit 1
+    }
+    cluster_id="$out"
+  fi
+  out="$(java_cmd kafka.tools.StorageTool format \
+    -t "$cluster_id" -c "$data_dir/server.properties" 2>&1)" || {
+    say "formatting storage in $data_dir/log failed:"; echo "$out" >&2; exit 1
+  }
 }
 
 start() {
@@ -181,6 +210,26 @@ stop() {
   rm -f "$pid_file"
 }
 
+crash() {
+  local pid
+  if ! pid="$(running_pid)"; then
+    say "not running"
+    rm -f "$pid_file"
+    return 0
+  fi
+  say "killing (SIGKILL, pid $pid)"
+  kill -KILL "$pid" 2>/dev/null || true
+  # gone once its ports are closed too: the JVM's main thread may show as a zombie
+  # while its other threads, and so its sockets, are still being torn down
+  for _ in $(seq 1 100); do
+    if ! running_pid >/dev/null && ! port_open "$port" && ! port_open "$controller_port"; then
+      break
+    fi
+    sleep 0.1
+  done
+  rm -f "$pid_file"
+}
+
 status() {
   local pid
   if pid="$(running_pid)"; then
@@ -194,9 +243,11 @@ status() {
 case "${1:-}" in
   start) start ;;
   stop) stop ;;
+  kill) crash ;;
+  jars) resolve_jars ;;
   status) status ;;
   logs) tail -n "${LINES_TO_SHOW:-100}" -f "$log_file" ;;
   # start unless a broker already answers on the port (ours or the user's)
   ensure) if port_open "$port"; then say "a broker answers on 127.0.0.1:$port"; else start; fi ;;
-  *) echo "usage: $0 start|stop|status|logs|ensure" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|kill|status|logs|ensure|jars" >&2; exit 2 ;;
 esac

@@ -4,6 +4,7 @@ bearer token, round robin over the workers) and the single GET and POST. No brok
 
 from __future__ import annotations
 
+import json
 import socket
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -19,8 +20,10 @@ from app.http_client import (
     MAX_BACKOFF,
     MAX_RETRY_AFTER,
     ApiClient,
+    FinishedCommand,
     Tally,
     Unreachable,
+    refusal,
     retry_after,
 )
 
@@ -208,3 +211,38 @@ async def test_no_answer_to_a_get_is_unreachable() -> None:
 async def test_outside_async_with_it_says_so() -> None:
     with pytest.raises(RuntimeError, match="async with"):
         await ApiClient("http://127.0.0.1:9").get("/")
+
+
+class Kept(Tally):
+    """A tally that keeps each finished command, as the soak's does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.done: list[FinishedCommand] = []
+
+    def finished(self, command: FinishedCommand) -> None:
+        self.done.append(command)
+
+
+async def test_a_finished_command_reports_its_answer_attempts_and_whole_wait(
+    servers: list[TestServer],
+) -> None:
+    url = await serve(servers, Script((503, {"Retry-After": "1"}), (201, {})))
+    kept = Kept()
+    async with ApiClient(url, tally=kept, sleep=Sleeps()) as client:
+        await client.command("/accounts/a-1/deposits", {"amount": "1.00"})
+    [command] = kept.done
+    assert (command.path, command.body, command.status) == (
+        "/accounts/a-1/deposits",
+        {"amount": "1.00"},
+        201,
+    )
+    assert json.loads(command.answer) == {"n": 2}
+    assert command.attempts == 2 and command.ended >= command.started
+    assert command.refusals == ("503",)
+
+
+def test_a_refusal_names_the_error_code_or_the_missing_answer() -> None:
+    assert refusal(503, b'{"error": "saga_busy", "reason": "..."}') == "503 saga_busy"
+    assert refusal(504, b"not json") == "504"
+    assert refusal(None, b"ServerDisconnectedError") == "ServerDisconnectedError"
