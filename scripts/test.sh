@@ -28,4 +28,4 @@ fi
 export KAFKA_BOOTSTRAP_SERVERS="$bootstrap"
 
 echo "== pytest (broker at $bootstrap)"
-.venv/bin/pytest -q "$@"
+.venv/bin/pytest -q --durations=15 "$@"
