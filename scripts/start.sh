@@ -158,5 +158,8 @@ while true; do
       exit 1
     fi
   done
-  sleep 2
+  # in the background: `wait` returns at once on Ctrl-C, so the trap stops everything
+  # before this loop could take the workers' own exit (they get the SIGINT too) for a crash
+  sleep 2 &
+  wait $! || true
 done
