@@ -146,13 +146,15 @@ def audit_money(log: Log, folded: Folded, audit: Audit) -> None:
     """Each shipped order charged its total once, each cancelled one nothing in the end,
     and all balances together = what clients put in - took out - paid for shipped orders."""
     events = log["accounts.events"]
-    charges = _references(events, "MoneyWithdrawn", "payment:")
     refunds = _references(events, "MoneyDeposited", "refund:")
+    charges: Counter[str] = Counter()
     charged: dict[str, Decimal] = defaultdict(Decimal)
     for e in events:
         reference = str(e.payload.get("reference") or "")
         if e.event_type == "MoneyWithdrawn" and reference.startswith("payment:"):
-            charged[reference.removeprefix("payment:")] += Decimal(e.payload["amount"])
+            order_id = reference.removeprefix("payment:")
+            charges[order_id] += 1
+            charged[order_id] += Decimal(e.payload["amount"])
     for order_id, order in folded.orders.items():
         times, back = charges[order_id], refunds[order_id]
         audit.check(

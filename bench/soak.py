@@ -288,7 +288,7 @@ class Soak:
 
     def figures(self, ended: float) -> dict[str, Any]:
         done = self.recorder.done
-        failed = [c for c in done if c.status is None or c.status >= 500]
+        failed = [c for c in done if gave_up(c)]
         phases = []
         for span in self.windows(ended):
             mine = [c for c in done if span.start <= c.started < span.end]
@@ -306,7 +306,7 @@ class Soak:
                     "max_ms": round((waits[-1] if waits else 0.0) * 1000),
                     "retried": sum(1 for c in mine if c.attempts > 1),
                     "refusals": dict(Counter(r for c in mine for r in c.refusals).most_common(4)),
-                    "failed": sum(1 for c in mine if c in failed),
+                    "failed": sum(1 for c in mine if gave_up(c)),
                     "note": span.note,
                 }
             )
@@ -357,6 +357,11 @@ class Soak:
         lines += [f"retried for, {p['phase']}: {p['refusals']}" for p in report["phases"]]
         lines += [f"failed: {line}" for line in report["failed commands"]]
         return "\n".join(lines) + "\n"
+
+
+def gave_up(command: FinishedCommand) -> bool:
+    """No answer, or still a server error, after every attempt."""
+    return command.status is None or command.status >= 500
 
 
 def percentile(ordered: list[float], share: float) -> float:
