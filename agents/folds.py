@@ -3,7 +3,7 @@
 A worker folds partition p of a fold's topics while it owns partition p of the
 topic the fold follows (a command topic: same key, so same partition number),
 following faust's assignment. Per partition, a batch is what `getmany` returned
-(bounded by FOLD_MAX_BATCH; fetches wait up to FOLLOW_WAIT_MS to fill): folded in
+(bounded by FOLD_MAX_BATCH; fetches wait up to FOLD_FOLLOW_WAIT_MS to fill): folded in
 memory by a pure `BatchFold` (tables/),
 its messages for other views sent and its bad records dead-lettered (both acked
 first), then its rows and each topic's next offset written in one RocksDB
@@ -45,11 +45,6 @@ log = logging.getLogger(__name__)
 
 FETCH_WAIT_MS = 100
 """Longest a getmany waits for records when none have arrived."""
-FOLLOW_WAIT_MS = 50
-"""Longest the broker holds a following consumer's fetch to fill it: a fold that
-trails the log by up to this fetches at most 20 times a second per broker, instead
-of once for each record that arrives (which cost a worker a quarter of its CPU with
-fifteen folds following, measured by bench.saga)."""
 REPORT_EVERY = 1.0
 """Seconds between progress commits and lag gauges."""
 MAX_BACKOFF_SECONDS = 5.0
@@ -438,8 +433,12 @@ class FoldRunner(faust.Service):
 async def started_consumer(group_id: str | None, following: bool = False) -> AIOKafkaConsumer:
     """A consumer for explicit assignment and seeks (no group membership; a group id
     only to commit progress to). `following`: it trails the log's end, off any
-    command's path, so its fetches wait to fill (FOLLOW_WAIT_MS)."""
-    batching = {"fetch_min_bytes": 1024 * 1024, "fetch_max_wait_ms": FOLLOW_WAIT_MS}
+    command's path, so its fetches wait to fill (FOLD_FOLLOW_WAIT_MS): a fold that trails
+    the log by up to that fetches a few times a second per broker, not once for each
+    record that arrives: with about fifteen following consumers per worker, writing their
+    fetch requests was a large share of a worker's CPU (bench.saga's profile, README)."""
+    wait = settings.fold_follow_wait_ms
+    batching = {"fetch_min_bytes": 1024 * 1024, "fetch_max_wait_ms": wait}
     consumer = AIOKafkaConsumer(
         group_id=group_id,
         enable_auto_commit=False,

@@ -134,6 +134,10 @@ class Settings:
     answer taken here (no command or answer record); off: every one goes through Kafka."""
     fold_max_batch: int = field(default_factory=lambda: _int("FOLD_MAX_BATCH", 5000))
     """Most records a batched fold takes in one getmany (one write per partition)."""
+    fold_follow_wait_ms: int = field(default_factory=lambda: _int("FOLD_FOLLOW_WAIT_MS", 250))
+    """Longest the broker holds a read model's (or a command side's tail's) fetch to fill
+    it: each fold fetches at most 1000/this times a second, and trails the log by up to
+    this much (none of them is on a command's or a saga step's path)."""
     lag_degraded_threshold: int = field(
         default_factory=lambda: _int("LAG_DEGRADED_THRESHOLD", 1000)
     )
@@ -175,6 +179,10 @@ class Settings:
             raise SystemExit("SHOP_PARTITIONS must be at least 1")
         if self.replication_factor < 1:
             raise SystemExit("SHOP_REPLICATION_FACTOR must be at least 1")
+        if not 0 <= self.fold_follow_wait_ms <= 10_000:
+            raise SystemExit(
+                f"FOLD_FOLLOW_WAIT_MS must be between 0 and 10000, got {self.fold_follow_wait_ms}"
+            )
         if not 1 <= self.min_insync_replicas <= self.replication_factor:
             raise SystemExit(
                 f"SHOP_MIN_INSYNC_REPLICAS must be between 1 and SHOP_REPLICATION_FACTOR "
