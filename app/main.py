@@ -88,8 +88,8 @@ app = ShopApp(
     # acks=all: an append is answered once every in-sync replica has it (at least
     # SHOP_MIN_INSYNC_REPLICAS of them), so losing a broker after that loses no event
     producer_acks=-1,
-    # a batch's appends go out at once: group commit, not a timer, makes batches
-    producer_linger=0.0,
+    # by default a batch's appends go out at once: group commit, not a timer, makes batches
+    producer_linger=settings.linger_ms / 1000,
     # stop promptly: handlers are idempotent and offsets are committed only for
     # processed messages, so what is in flight is simply processed again
     stream_wait_empty=False,

@@ -114,6 +114,9 @@ class Settings:
     standby_replicas: int = field(default_factory=lambda: _int("SHOP_STANDBY_REPLICAS", 1))
     session_timeout: float = field(default_factory=lambda: _float("KAFKA_SESSION_TIMEOUT", 30.0))
     """Seconds before the group gives a dead worker's partitions to the others."""
+    linger_ms: int = field(default_factory=lambda: _int("KAFKA_LINGER_MS", 0))
+    """How long the producer holds a record to send it with others (aiokafka's linger_ms):
+    0 sends at once, and group commit (COMMAND_MAX_BATCH) makes the batches."""
     web_bind: str = field(default_factory=lambda: _env("WEB_BIND", "127.0.0.1"))
     web_port: int = field(default_factory=lambda: _int("WEB_PORT", 6066))
     api_token: str = field(default_factory=lambda: _env("API_TOKEN", ""))
@@ -179,6 +182,8 @@ class Settings:
             raise SystemExit("SHOP_PARTITIONS must be at least 1")
         if self.replication_factor < 1:
             raise SystemExit("SHOP_REPLICATION_FACTOR must be at least 1")
+        if not 0 <= self.linger_ms <= 1_000:
+            raise SystemExit(f"KAFKA_LINGER_MS must be between 0 and 1000, got {self.linger_ms}")
         if not 0 <= self.fold_follow_wait_ms <= 10_000:
             raise SystemExit(
                 f"FOLD_FOLLOW_WAIT_MS must be between 0 and 10000, got {self.fold_follow_wait_ms}"
