@@ -10,6 +10,7 @@ from pathlib import Path
 import faust
 from faust.types import TransportT
 
+from app.consumer import ShopConsumer
 from app.producer import ShopProducer
 from app.settings import settings
 
@@ -41,6 +42,7 @@ class ShopApp(faust.App):
     def _new_transport(self) -> TransportT:
         transport = super()._new_transport()
         transport.Producer = ShopProducer  # type: ignore[misc]
+        transport.Consumer = ShopConsumer  # type: ignore[misc]
         return transport
 
     declarations: list[Callable[[], Awaitable[None]]]

@@ -137,6 +137,9 @@ class Settings:
     answer taken here (no command or answer record); off: every one goes through Kafka."""
     fold_max_batch: int = field(default_factory=lambda: _int("FOLD_MAX_BATCH", 5000))
     """Most records a batched fold takes in one getmany (one write per partition)."""
+    service_fetch_wait_ms: int = field(default_factory=lambda: _int("SERVICE_FETCH_WAIT_MS", 10))
+    """Longest the broker holds a fetch of the services' inputs to fill it (faust's
+    consumer; app/consumer.py): 0 answers at the first record, as faust does."""
     fold_follow_wait_ms: int = field(default_factory=lambda: _int("FOLD_FOLLOW_WAIT_MS", 250))
     """Longest the broker holds a read model's (or a command side's tail's) fetch to fill
     it: each fold fetches at most 1000/this times a second, and trails the log by up to
@@ -184,6 +187,8 @@ class Settings:
             raise SystemExit("SHOP_REPLICATION_FACTOR must be at least 1")
         if not 0 <= self.linger_ms <= 1_000:
             raise SystemExit(f"KAFKA_LINGER_MS must be between 0 and 1000, got {self.linger_ms}")
+        if not 0 <= (wait := self.service_fetch_wait_ms) <= 1_000:
+            raise SystemExit(f"SERVICE_FETCH_WAIT_MS must be between 0 and 1000, got {wait}")
         if not 0 <= self.fold_follow_wait_ms <= 10_000:
             raise SystemExit(
                 f"FOLD_FOLLOW_WAIT_MS must be between 0 and 10000, got {self.fold_follow_wait_ms}"

@@ -1,0 +1,53 @@
+"""The services' consumer (faust's) may let its fetches fill: SERVICE_FETCH_WAIT_MS."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+import app  # noqa: F401 - the App and its agents first, as a worker imports them
+from app import consumer as shop_consumer
+from app.consumer import SERVICE_FETCH_MIN_BYTES, ShopConsumer, ShopConsumerThread
+from app.main import app as faust_app
+from app.settings import Settings, settings
+
+
+def test_the_app_reads_its_inputs_with_the_shop_consumer() -> None:
+    assert faust_app.transport.Consumer is ShopConsumer
+    assert isinstance(faust_app.consumer._new_consumer_thread(), ShopConsumerThread)
+
+
+async def test_a_wait_lets_the_worker_consumer_fetches_fill(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(shop_consumer, "settings", replace(settings, service_fetch_wait_ms=8))
+    thread = faust_app.consumer._new_consumer_thread()
+    consumer = thread._create_worker_consumer(faust_app.transport)
+    assert consumer._fetch_max_wait_ms == 8
+    assert consumer._fetch_min_bytes == SERVICE_FETCH_MIN_BYTES
+
+
+async def test_no_wait_answers_each_fetch_at_its_first_record(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(shop_consumer, "settings", replace(settings, service_fetch_wait_ms=0))
+    thread = faust_app.consumer._new_consumer_thread()
+    consumer = thread._create_worker_consumer(faust_app.transport)
+    assert consumer._fetch_min_bytes == 1
+
+
+@pytest.mark.parametrize("raw", ["-1", "1001"])
+def test_an_impossible_wait_is_refused_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, raw: str
+) -> None:
+    monkeypatch.setenv("SERVICE_FETCH_WAIT_MS", raw)
+    with pytest.raises(
+        SystemExit, match=f"SERVICE_FETCH_WAIT_MS must be between 0 and 1000, got {raw}"
+    ):
+        Settings()
+
+
+def test_the_wait_defaults_to_ten_milliseconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SERVICE_FETCH_WAIT_MS", raising=False)
+    assert Settings().service_fetch_wait_ms == 10
