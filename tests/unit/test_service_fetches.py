@@ -18,23 +18,19 @@ def test_the_app_reads_its_inputs_with_the_shop_consumer() -> None:
     assert isinstance(faust_app.consumer._new_consumer_thread(), ShopConsumerThread)
 
 
-async def test_a_wait_lets_the_worker_consumer_fetches_fill(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize(
+    ("wait", "min_bytes"),
+    [(8, SERVICE_FETCH_MIN_BYTES), (0, 1)],  # 0: answered at the first record, as faust does
+)
+async def test_the_worker_consumer_fetches_wait_to_fill_as_set(
+    monkeypatch: pytest.MonkeyPatch, wait: int, min_bytes: int
 ) -> None:
-    monkeypatch.setattr(shop_consumer, "settings", replace(settings, service_fetch_wait_ms=8))
+    monkeypatch.setattr(shop_consumer, "settings", replace(settings, service_fetch_wait_ms=wait))
     thread = faust_app.consumer._new_consumer_thread()
     consumer = thread._create_worker_consumer(faust_app.transport)
-    assert consumer._fetch_max_wait_ms == 8
-    assert consumer._fetch_min_bytes == SERVICE_FETCH_MIN_BYTES
-
-
-async def test_no_wait_answers_each_fetch_at_its_first_record(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(shop_consumer, "settings", replace(settings, service_fetch_wait_ms=0))
-    thread = faust_app.consumer._new_consumer_thread()
-    consumer = thread._create_worker_consumer(faust_app.transport)
-    assert consumer._fetch_min_bytes == 1
+    assert consumer._fetch_min_bytes == min_bytes
+    if wait:
+        assert consumer._fetch_max_wait_ms == wait
 
 
 @pytest.mark.parametrize("raw", ["-1", "1001"])
