@@ -140,7 +140,7 @@ class Settings:
     service_fetch_wait_ms: int = field(default_factory=lambda: _int("SERVICE_FETCH_WAIT_MS", 10))
     """Longest the broker holds a fetch of the services' inputs to fill it (faust's
     consumer; app/consumer.py): 0 answers at the first record, as faust does."""
-    fold_follow_wait_ms: int = field(default_factory=lambda: _int("FOLD_FOLLOW_WAIT_MS", 250))
+    fold_follow_wait_ms: int = field(default_factory=lambda: _int("FOLD_FOLLOW_WAIT_MS", 100))
     """Longest the broker holds a read model's (or a command side's tail's) fetch to fill
     it: each fold fetches at most 1000/this times a second, and trails the log by up to
     this much (none of them is on a command's or a saga step's path)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any, cast
 
 import pytest
 
@@ -15,7 +16,9 @@ from app.settings import Settings, settings
 
 def test_the_app_reads_its_inputs_with_the_shop_consumer() -> None:
     assert faust_app.transport.Consumer is ShopConsumer
-    assert isinstance(faust_app.consumer._new_consumer_thread(), ShopConsumerThread)
+    assert isinstance(
+        cast(ShopConsumer, faust_app.consumer)._new_consumer_thread(), ShopConsumerThread
+    )
 
 
 @pytest.mark.parametrize(
@@ -26,8 +29,8 @@ async def test_the_worker_consumer_fetches_wait_to_fill_as_set(
     monkeypatch: pytest.MonkeyPatch, wait: int, min_bytes: int
 ) -> None:
     monkeypatch.setattr(shop_consumer, "settings", replace(settings, service_fetch_wait_ms=wait))
-    thread = faust_app.consumer._new_consumer_thread()
-    consumer = thread._create_worker_consumer(faust_app.transport)
+    thread = cast(ShopConsumer, faust_app.consumer)._new_consumer_thread()
+    consumer = thread._create_worker_consumer(cast(Any, faust_app.transport))
     assert consumer._fetch_min_bytes == min_bytes
     if wait:
         assert consumer._fetch_max_wait_ms == wait
