@@ -70,6 +70,10 @@ MAX_RACES = 5
 """Appends in a row that lose the race to another writer before the partition is
 treated as no longer ours (held, folded again from the log)."""
 MAX_BACKOFF_SECONDS = 5.0
+TAIL_WAIT_MS = 50
+"""Longest the tail's fetch waits to fill. What another producer appends is part of the
+next decision, and a saga step reacting to it may come within tens of ms: the tail
+keeps 50 ms (the read models may trail further, FOLD_FOLLOW_WAIT_MS)."""
 
 
 SIDES: dict[str, CommandSide] = {}
@@ -164,7 +168,7 @@ class CommandSide(faust.Service):
     async def _tailing(self) -> None:
         """Fold what others append to the event topic as it arrives (each writer folds its
         own appends at once; the tail skips those by offset)."""
-        consumer = await started_consumer(group_id=None, following=True)
+        consumer = await started_consumer(group_id=None, following=True, wait_ms=TAIL_WAIT_MS)
         following: dict[int, PartitionWriter] = {}
         try:
             while not self.should_stop:

@@ -430,14 +430,17 @@ class FoldRunner(faust.Service):
         await report(counts, sum(end or 0 for end in ends))
 
 
-async def started_consumer(group_id: str | None, following: bool = False) -> AIOKafkaConsumer:
+async def started_consumer(
+    group_id: str | None, following: bool = False, wait_ms: int | None = None
+) -> AIOKafkaConsumer:
     """A consumer for explicit assignment and seeks (no group membership; a group id
     only to commit progress to). `following`: it trails the log's end, off any
     command's path, so its fetches wait to fill (FOLD_FOLLOW_WAIT_MS): a fold that trails
     the log by up to that fetches a few times a second per broker, not once for each
     record that arrives: with about fifteen following consumers per worker, writing their
-    fetch requests was a large share of a worker's CPU (bench.saga's profile, README)."""
-    wait = settings.fold_follow_wait_ms
+    fetch requests was a large share of a worker's CPU (bench.saga's profile, README).
+    `wait_ms` overrides that wait (a command side's tail)."""
+    wait = settings.fold_follow_wait_ms if wait_ms is None else wait_ms
     batching = {"fetch_min_bytes": 1024 * 1024, "fetch_max_wait_ms": wait}
     consumer = AIOKafkaConsumer(
         group_id=group_id,

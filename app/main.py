@@ -10,8 +10,7 @@ from pathlib import Path
 import faust
 from faust.types import TransportT
 
-from app.consumer import ShopConsumer
-from app.producer import ShopProducer
+from app.producer import ShopConsumer, ShopProducer
 from app.settings import settings
 
 

@@ -80,8 +80,7 @@ def _json(row: dict[str, Any]) -> bytes:
 orders_read_model: StateFold[Order] = StateFold(
     "orders-projection", "orders.events", ORDERS, on_change=feeds
 )
-"""Each order by id (`s/<order id>`); its last change in each batch fed, repartitioned, to
-the two views below (a change the same batch overtook would only be replaced there)."""
+"""Each order by id (`s/<order id>`); each change fed, repartitioned, to the two views below."""
 
 
 class OrderView:

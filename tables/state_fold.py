@@ -29,9 +29,7 @@ STATE = b"s/"
 HISTORY = b"h/"
 
 OnChange = Callable[[Any, Any], list[Output]]
-"""(state before the batch or None, state after it) -> messages to send on (a view's
-feed): once per changed aggregate per batch, so an aggregate that changed several
-times in one batch sends its last state only (its feed is a view's changelog)."""
+"""(state before or None, state after) -> messages to send on (a view's feed)."""
 
 
 def state_key(aggregate_id: str) -> bytes:
@@ -64,8 +62,6 @@ class StateFold(Generic[S]):
     def fold(self, records: Sequence[LogRecord], stored: Stored) -> Folded:
         """Fold in order; each touched aggregate's state is written once per batch."""
         states: dict[str, S] = {}
-        before: dict[str, S | None] = {}
-        """What changed aggregates were before the batch (None: they are new)."""
         folded = Folded()
         for record in records:
             try:
@@ -85,19 +81,16 @@ class StateFold(Generic[S]):
                         f"{list(range(have + 1, version))[:20]}"
                     )
                 event = self.decider.events[head.event_type].model_validate(head.payload)
-                states[key] = self.decider.evolve(state, event, head.occurred_at)
+                states[key] = new = self.decider.evolve(state, event, head.occurred_at)
                 if self.history:
                     folded.rows[history_key(key, version)] = record.value
-                if key not in before:
-                    before[key] = None if have == 0 else state
+                if self.on_change is not None:
+                    folded.outputs += self.on_change(None if have == 0 else state, new)
                 self.folded_event(record, key, folded, stored)
             except Exception as error:  # a pure fold: no retry would change the outcome
                 folded.failures.append((record, error))
         for key, state in states.items():
             folded.rows[state_key(key)] = state.model_dump_json().encode()
-        if self.on_change is not None:
-            for key, was in before.items():
-                folded.outputs += self.on_change(was, states[key])
         return folded
 
     def folded_event(self, record: LogRecord, key: str, folded: Folded, stored: Stored) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 import app  # noqa: F401 - the App and its agents first, as a worker imports them
 from agents import folds
+from agents.command_side import TAIL_WAIT_MS
 from app.settings import Settings, settings
 
 
@@ -60,3 +61,11 @@ async def test_a_catching_up_consumer_does_not_wait(recorded: list[dict[str, Any
     await folds.started_consumer(group_id=None)
     assert "fetch_max_wait_ms" not in recorded[0]
     assert "fetch_min_bytes" not in recorded[0]
+
+
+async def test_a_command_side_tail_waits_less_than_the_read_models(
+    recorded: list[dict[str, Any]],
+) -> None:
+    # what another producer appended is part of the next decision: the tail keeps up
+    await folds.started_consumer(group_id=None, following=True, wait_ms=TAIL_WAIT_MS)
+    assert recorded[0]["fetch_max_wait_ms"] == TAIL_WAIT_MS < settings.fold_follow_wait_ms

@@ -8,9 +8,9 @@ from typing import Any, cast
 import pytest
 
 import app  # noqa: F401 - the App and its agents first, as a worker imports them
-from app import consumer as shop_consumer
-from app.consumer import SERVICE_FETCH_MIN_BYTES, ShopConsumer, ShopConsumerThread
+from app import producer as shop_clients
 from app.main import app as faust_app
+from app.producer import SERVICE_FETCH_MIN_BYTES, ShopConsumer, ShopConsumerThread
 from app.settings import Settings, settings
 
 
@@ -28,7 +28,7 @@ def test_the_app_reads_its_inputs_with_the_shop_consumer() -> None:
 async def test_the_worker_consumer_fetches_wait_to_fill_as_set(
     monkeypatch: pytest.MonkeyPatch, wait: int, min_bytes: int
 ) -> None:
-    monkeypatch.setattr(shop_consumer, "settings", replace(settings, service_fetch_wait_ms=wait))
+    monkeypatch.setattr(shop_clients, "settings", replace(settings, service_fetch_wait_ms=wait))
     thread = cast(ShopConsumer, faust_app.consumer)._new_consumer_thread()
     consumer = thread._create_worker_consumer(cast(Any, faust_app.transport))
     assert consumer._fetch_min_bytes == min_bytes
@@ -47,6 +47,8 @@ def test_an_impossible_wait_is_refused_naming_the_variable(
         Settings()
 
 
-def test_the_wait_defaults_to_ten_milliseconds(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fetches_are_answered_at_their_first_record_by_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.delenv("SERVICE_FETCH_WAIT_MS", raising=False)
-    assert Settings().service_fetch_wait_ms == 10
+    assert Settings().service_fetch_wait_ms == 0
