@@ -41,7 +41,8 @@ class ShopApp(faust.App):
     def _new_transport(self) -> TransportT:
         transport = super()._new_transport()
         transport.Producer = ShopProducer  # type: ignore[misc]
-        transport.Consumer = ShopConsumer  # type: ignore[misc]
+        if settings.service_fetch_wait_ms:  # else faust's own consumer, as it is
+            transport.Consumer = ShopConsumer  # type: ignore[misc]
         return transport
 
     declarations: list[Callable[[], Awaitable[None]]]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import replace
 from typing import Any, cast
 
@@ -14,11 +17,23 @@ from app.producer import SERVICE_FETCH_MIN_BYTES, ShopConsumer, ShopConsumerThre
 from app.settings import Settings, settings
 
 
-def test_the_app_reads_its_inputs_with_the_shop_consumer() -> None:
-    assert faust_app.transport.Consumer is ShopConsumer
-    assert isinstance(
-        cast(ShopConsumer, faust_app.consumer)._new_consumer_thread(), ShopConsumerThread
+@pytest.mark.parametrize(("wait", "consumer"), [("8", "ShopConsumer"), ("0", "Consumer")])
+def test_the_app_reads_its_inputs_with_the_shop_consumer_when_a_wait_is_set(
+    wait: str, consumer: str
+) -> None:
+    shown = "from app.main import app; print(app.transport.Consumer.__name__)"
+    env = {**os.environ, "SERVICE_FETCH_WAIT_MS": wait}
+    run = subprocess.run(
+        [sys.executable, "-c", shown], env=env, capture_output=True, text=True, timeout=60
     )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split()[-1] == consumer
+
+
+def shop_thread() -> ShopConsumerThread:
+    thread = ShopConsumer._new_consumer_thread(cast(ShopConsumer, faust_app.consumer))
+    assert isinstance(thread, ShopConsumerThread)
+    return thread
 
 
 @pytest.mark.parametrize(
@@ -29,7 +44,7 @@ async def test_the_worker_consumer_fetches_wait_to_fill_as_set(
     monkeypatch: pytest.MonkeyPatch, wait: int, min_bytes: int
 ) -> None:
     monkeypatch.setattr(shop_clients, "settings", replace(settings, service_fetch_wait_ms=wait))
-    thread = cast(ShopConsumer, faust_app.consumer)._new_consumer_thread()
+    thread = shop_thread()
     consumer = thread._create_worker_consumer(cast(Any, faust_app.transport))
     assert consumer._fetch_min_bytes == min_bytes
     if wait:
