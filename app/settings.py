@@ -24,6 +24,12 @@ def _int(name: str, default: int) -> int:
         raise SystemExit(f"setting {name} must be an integer, got {raw!r}") from None
 
 
+def _bounded(name: str, value: int, most: int) -> None:
+    """Refuse, at start and by name, a setting outside 0..most."""
+    if not 0 <= value <= most:
+        raise SystemExit(f"{name} must be between 0 and {most}, got {value}")
+
+
 def _flag(name: str, default: bool) -> bool:
     raw = os.environ.get(name)
     if raw is None or raw == "":
@@ -187,14 +193,9 @@ class Settings:
             raise SystemExit("SHOP_PARTITIONS must be at least 1")
         if self.replication_factor < 1:
             raise SystemExit("SHOP_REPLICATION_FACTOR must be at least 1")
-        if not 0 <= self.linger_ms <= 1_000:
-            raise SystemExit(f"KAFKA_LINGER_MS must be between 0 and 1000, got {self.linger_ms}")
-        if not 0 <= (wait := self.service_fetch_wait_ms) <= 1_000:
-            raise SystemExit(f"SERVICE_FETCH_WAIT_MS must be between 0 and 1000, got {wait}")
-        if not 0 <= self.fold_follow_wait_ms <= 10_000:
-            raise SystemExit(
-                f"FOLD_FOLLOW_WAIT_MS must be between 0 and 10000, got {self.fold_follow_wait_ms}"
-            )
+        _bounded("KAFKA_LINGER_MS", self.linger_ms, 1_000)
+        _bounded("SERVICE_FETCH_WAIT_MS", self.service_fetch_wait_ms, 1_000)
+        _bounded("FOLD_FOLLOW_WAIT_MS", self.fold_follow_wait_ms, 10_000)
         if not 1 <= self.min_insync_replicas <= self.replication_factor:
             raise SystemExit(
                 f"SHOP_MIN_INSYNC_REPLICAS must be between 1 and SHOP_REPLICATION_FACTOR "

@@ -3,13 +3,10 @@ group commit makes the batches) unless set, and a bad value is refused at start.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 
 from app.settings import Settings
+from tests.unit.app_process import shown_by_app
 
 
 def test_records_go_out_at_once_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -21,13 +18,7 @@ def test_records_go_out_at_once_by_default(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_the_worker_producer_lingers_as_set() -> None:
-    shown = "from app.main import app; print(app.producer.linger_ms)"
-    env = {**os.environ, "KAFKA_LINGER_MS": "7"}
-    run = subprocess.run(
-        [sys.executable, "-c", shown], env=env, capture_output=True, text=True, timeout=60
-    )
-    assert run.returncode == 0, run.stderr
-    assert run.stdout.split()[-1] == "7"
+    assert shown_by_app("app.producer.linger_ms", KAFKA_LINGER_MS="7") == "7"
 
 
 @pytest.mark.parametrize("raw", ["-1", "1001"])

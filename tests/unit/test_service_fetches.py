@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from dataclasses import replace
 from typing import Any, cast
 
@@ -15,19 +12,15 @@ from app import producer as shop_clients
 from app.main import app as faust_app
 from app.producer import SERVICE_FETCH_MIN_BYTES, ShopConsumer, ShopConsumerThread
 from app.settings import Settings, settings
+from tests.unit.app_process import shown_by_app
 
 
 @pytest.mark.parametrize(("wait", "consumer"), [("8", "ShopConsumer"), ("0", "Consumer")])
 def test_the_app_reads_its_inputs_with_the_shop_consumer_when_a_wait_is_set(
     wait: str, consumer: str
 ) -> None:
-    shown = "from app.main import app; print(app.transport.Consumer.__name__)"
-    env = {**os.environ, "SERVICE_FETCH_WAIT_MS": wait}
-    run = subprocess.run(
-        [sys.executable, "-c", shown], env=env, capture_output=True, text=True, timeout=60
-    )
-    assert run.returncode == 0, run.stderr
-    assert run.stdout.split()[-1] == consumer
+    shown = shown_by_app("app.transport.Consumer.__name__", SERVICE_FETCH_WAIT_MS=wait)
+    assert shown == consumer
 
 
 def shop_thread() -> ShopConsumerThread:
