@@ -15,7 +15,11 @@ topic the side follows (faust's assignment of the service's inputs). Per partiti
    RocksDB write, then answers.
 
 What other producers append (older code, imports) is folded as it arrives by
-the side's tail consumer, so their events are part of the next decision.
+the side's tail consumer, so their events are part of the next decision. The
+tail trails by up to TAIL_WAIT_MS, so a batch that refuses a command first asks
+the broker where the log ends: if it is past the fold, the writer folds to it
+and decides again (a refusal is for good; a saga step reacting to another
+producer's event may arrive before the tail has folded that event).
 
 The offsets are also the fence: records of one partition get consecutive
 offsets, so if the batch's first offset is not where the fold ended, someone
@@ -128,6 +132,8 @@ class CommandSide(faust.Service):
         self.events_topic = events.get_topic_name()
         self.fold = CommandLogFold(self.name, self.events_topic, decider)
         self.writers: dict[int, PartitionWriter] = {}
+        self._probe: AIOKafkaConsumer | None = None
+        self._probe_started = asyncio.Lock()
         self.watchers: list[Watcher] = []
         """Told what this worker's writers append and when a partition leaves."""
         command_bus.local[self.follows] = self  # its HTTP commands come straight here
@@ -163,6 +169,16 @@ class CommandSide(faust.Service):
     async def on_stop(self) -> None:
         for partition in list(self.writers):
             await self.writers.pop(partition).stop()
+        if self._probe is not None:
+            await self._probe.stop()
+
+    async def log_end(self, partition: int) -> int:
+        """The offset after the last event of `partition` now (one request to the broker)."""
+        async with self._probe_started:
+            if self._probe is None:
+                self._probe = await started_consumer(group_id=None)
+        tp = TopicPartition(self.events_topic, partition)
+        return cast(int, (await self._probe.end_offsets([tp]))[tp])
 
     @faust.Service.task
     async def _tailing(self) -> None:
@@ -298,10 +314,21 @@ class PartitionWriter:
 
     async def _write(self, batch: list[Pending]) -> None:
         commands = [pending.command for pending in batch]
+        checked_the_log = False
         for _ in range(MAX_RACES):
             decided = decide_batch(
                 self.side.decider, commands, self.store, utc_now(), self.rejected
             )
+            if decided.rejections and not checked_the_log:
+                # A refusal is remembered for good, so it is given on the log as it is now:
+                # what another producer appended may not have reached the tail yet, and a
+                # saga step reacting to it can come first (its cause is in the log already).
+                checked_the_log = True
+                if await self.side.log_end(self.partition) > self.store.offset(
+                    self.side.events_topic
+                ):
+                    await self.catch_up()
+                    continue
             if not decided.appends:
                 break
             await faults.reached("decided")
@@ -384,6 +411,8 @@ class PartitionWriter:
 
     async def fold_others(self, records: list[Any]) -> None:
         """Fold records the tail read; those this writer folded already are skipped."""
+        if records[-1].offset >= self.store.offset(self.side.events_topic):
+            await faults.reached("tail-fold")
         async with self._lock:
             if self.stopped or not self.caught_up:
                 return  # its next catch-up reads them

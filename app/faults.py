@@ -14,7 +14,9 @@ Points on the write path (agents/command_side.py): `decided` (a batch decided
 in memory, nothing appended), `append-mid-batch` (the first command's events
 handed to the producer, the others not yet), `append-unacked` (every event of
 the batch handed to the producer, none acknowledged yet), `appended` (all
-acknowledged, not yet folded into the store nor answered); `dispatch` (a saga
+acknowledged, not yet folded into the store nor answered), `tail-fold` (a
+command side's tail has read events another producer appended, not yet folded
+them); `dispatch` (a saga
 command is sent: `@2` is between the commands of a fan-out), `reply` (a
 command's answer is sent), `answer-here` (a saga command decided on the worker
 that sent it, its answer about to be decided there too: agents/service.py);
