@@ -143,12 +143,11 @@ class Settings:
     answer taken here (no command or answer record); off: every one goes through Kafka."""
     fold_max_batch: int = field(default_factory=lambda: _int("FOLD_MAX_BATCH", 5000))
     """Most records a batched fold takes in one getmany (one write per partition)."""
-    service_fetch_wait_ms: int = field(default_factory=lambda: _int("SERVICE_FETCH_WAIT_MS", 0))
+    service_fetch_wait_ms: int = field(default_factory=lambda: _int("SERVICE_FETCH_WAIT_MS", 10))
     """Longest the broker holds a fetch of the services' inputs to fill it (faust's
-    consumer; app/producer.py): 0 answers at the first record, as faust does. 10 made
-    the saga a tenth cheaper under load (bench.saga); off until the defect on record
-    in the README's Known limits is fixed and it is measured again."""
-    fold_follow_wait_ms: int = field(default_factory=lambda: _int("FOLD_FOLLOW_WAIT_MS", 50))
+    consumer; app/producer.py): 0 answers at the first record, as faust does, and under
+    load sends a fetch request per record or two; each saga step may wait up to this."""
+    fold_follow_wait_ms: int = field(default_factory=lambda: _int("FOLD_FOLLOW_WAIT_MS", 100))
     """Longest the broker holds a read model's fetch to fill it: each fold fetches at most
     1000/this times a second, and trails the log by up to this much (none of them is on
     a command's or a saga step's path)."""

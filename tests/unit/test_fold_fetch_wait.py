@@ -33,9 +33,9 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     return RecordedConsumer.built
 
 
-def test_the_wait_defaults_to_fifty_milliseconds(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_wait_defaults_to_a_hundred_milliseconds(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("FOLD_FOLLOW_WAIT_MS", raising=False)
-    assert Settings().fold_follow_wait_ms == 50
+    assert Settings().fold_follow_wait_ms == 100
 
 
 @pytest.mark.parametrize("raw", ["-1", "10001"])

@@ -55,8 +55,8 @@ def test_an_impossible_wait_is_refused_naming_the_variable(
         Settings()
 
 
-def test_fetches_are_answered_at_their_first_record_by_default(
+def test_fetches_wait_up_to_ten_milliseconds_by_default(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("SERVICE_FETCH_WAIT_MS", raising=False)
-    assert Settings().service_fetch_wait_ms == 0
+    assert Settings().service_fetch_wait_ms == 10
