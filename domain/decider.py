@@ -26,7 +26,6 @@ S = TypeVar("S", bound=BaseModel)
 
 class InvalidCommand(DomainError):
     code = "invalid_command"
-    status = 422
 
 
 @dataclass(frozen=True)
@@ -38,7 +37,6 @@ class Decider(Generic[C, E, S]):
     initial_state: Callable[[str], S]
     decide: Callable[[C, S], list[E]]
     evolve: Callable[[S, E, datetime | None], S]
-    accepted_status: int = 201
 
     def execute(self, command: CommandEnvelope, state: S, now: datetime) -> tuple[CommandResult, S]:
         """Apply one command: the recorded result and the state after it."""
@@ -50,7 +48,6 @@ class Decider(Generic[C, E, S]):
             result = CommandResult.answering(
                 command,
                 outcome="rejected",
-                status=error.status,
                 version=version,
                 rejection=rejection,
             )
@@ -74,7 +71,6 @@ class Decider(Generic[C, E, S]):
         result = CommandResult.answering(
             command,
             outcome="accepted",
-            status=self.accepted_status,
             version=_version(state),
             events=envelopes,
         )

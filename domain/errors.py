@@ -4,10 +4,10 @@ from typing import Any
 
 
 class DomainError(Exception):
-    """A rejected command. `status` is the HTTP status the web layer answers."""
+    """A rejected command: `code` says why, for good (the web layer maps it to an HTTP
+    status; the domain knows no transport)."""
 
     code = "rejected"
-    status = 409
 
     def __init__(self, reason: str, **details: Any) -> None:
         super().__init__(reason)
@@ -17,22 +17,18 @@ class DomainError(Exception):
 
 class NotFound(DomainError):
     code = "not_found"
-    status = 404
 
 
 class AlreadyExists(DomainError):
     code = "already_exists"
-    status = 409
 
 
 class VersionConflict(DomainError):
     code = "version_conflict"
-    status = 409
 
 
 class RuleViolated(DomainError):
     code = "rule_violated"
-    status = 409
 
 
 def check_expected_version(expected: int | None, actual: int) -> None:

@@ -117,5 +117,4 @@ ORDERS: Decider[OrderCommand, OrderEvent, Order] = Decider(
     initial_state=initial_state,
     decide=decide,
     evolve=evolve,
-    accepted_status=202,
 )

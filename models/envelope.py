@@ -11,7 +11,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from models.ids import AggregateId
 
@@ -70,7 +70,9 @@ class Rejection(BaseModel):
 
 
 class CommandResult(BaseModel):
-    """The recorded answer to a command; replayed as-is for a repeated command."""
+    """The recorded answer to a command; replayed as-is for a repeated command. It says
+    what happened (`outcome`, the rejection's code), not how a transport answers it: the
+    web layer maps it to an HTTP status (web/http.py)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -79,12 +81,18 @@ class CommandResult(BaseModel):
     aggregate_id: str
     correlation_id: str = ""
     outcome: Literal["accepted", "rejected"]
-    status: int
-    """The HTTP status the answer maps to (201, 404, 409, ...)."""
     version: int
     """The aggregate's version after the command (unchanged if rejected)."""
     events: list[EventEnvelope] = Field(default_factory=list)
     rejection: Rejection | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _without_http_status(cls, data: Any) -> Any:
+        """Answers from workers of an earlier version carry the HTTP status they mapped to."""
+        if isinstance(data, dict) and "status" in data:
+            return {k: v for k, v in data.items() if k != "status"}
+        return data
 
     @classmethod
     def answering(cls, command: CommandEnvelope, **answer: Any) -> CommandResult:

@@ -107,7 +107,6 @@ def key_reused(command: CommandEnvelope, version: int) -> CommandResult:
     return CommandResult.answering(
         command,
         outcome="rejected",
-        status=422,
         version=version,
         rejection=Rejection(
             code="idempotency_key_reused",
@@ -124,7 +123,6 @@ def answer_from_log(
     return CommandResult.answering(
         command,
         outcome="accepted",
-        status=decider.accepted_status,
         version=envelopes[-1].aggregate_version,
         events=envelopes,
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from models.dead_letters import DeadLetter
 from models.envelope import CommandResult, EventEnvelope
@@ -38,9 +38,17 @@ class CommandAnswer(CommandResult):
 
     model_config = ConfigDict(extra="allow")
 
+    status: int
+    """The HTTP status the answer came with (the result itself records no transport)."""
     error: str | None = None
     reason: str | None = None
     details: dict[str, Any] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _without_http_status(cls, data: Any) -> Any:
+        """Unlike a recorded result, an HTTP answer keeps its `status`."""
+        return data
 
 
 class AccountEvents(BaseModel):

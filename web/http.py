@@ -240,18 +240,37 @@ async def answer_command(
     payload: Any,
     expected: int | None,
     correlation_id: str | None = None,
+    accepted: int = 201,
     **extra: Any,
 ) -> Response:
     """Send a client's command to its aggregate's owner; answer with its result."""
     command = new_command(request, aggregate_id, payload, expected, correlation_id)
-    return result_response(view, await execute(topic, command), **extra)
+    return result_response(view, await execute(topic, command), accepted, **extra)
 
 
-def result_response(view: View, result: CommandResult, **extra: Any) -> Response:
-    """A command's answer; a rejection's facts are in `details` and, where no field of
-    the answer has their name, at the top level too (`balance`, `available`)."""
-    COMMAND_RESULTS.labels(command_type=result.command_type, status=str(result.status)).inc()
-    body = {**result.model_dump(mode="json", exclude={"rejection"}), **extra}
+REJECTED_WITH = {"not_found": 404, "invalid_command": 422, "idempotency_key_reused": 422}
+"""The HTTP status of a rejection by its code; any other is 409 (the aggregate's state
+does not allow the command)."""
+
+
+def http_status(result: CommandResult, accepted: int = 201) -> int:
+    """The status a command's answer is sent with: `accepted` (201; 202 where the saga
+    carries on) or its rejection's."""
+    if result.outcome == "accepted":
+        return accepted
+    code = result.rejection.code if result.rejection is not None else ""
+    return REJECTED_WITH.get(code, 409)
+
+
+def result_response(
+    view: View, result: CommandResult, accepted: int = 201, **extra: Any
+) -> Response:
+    """A command's answer with its HTTP status (also in the body, `status`); a rejection's
+    facts are in `details` and, where no field of the answer has their name, at the top
+    level too (`balance`, `available`)."""
+    status = http_status(result, accepted)
+    COMMAND_RESULTS.labels(command_type=result.command_type, status=str(status)).inc()
+    body = {**result.model_dump(mode="json", exclude={"rejection"}), "status": status, **extra}
     if result.rejection is not None:
         rejection = result.rejection
         facts = {k: v for k, v in rejection.details.items() if k not in body}
@@ -260,7 +279,7 @@ def result_response(view: View, result: CommandResult, **extra: Any) -> Response
             "details": rejection.details,
             **body,
         }
-    return view.json(body, status=result.status)
+    return view.json(body, status=status)
 
 
 def owner_route(

@@ -144,7 +144,7 @@ class OrdersView(View):
         )
         result = await execute(order_commands, cmd)
         status = "pending" if result.outcome == "accepted" else None
-        return result_response(self, result, order_id=order_id, order_status=status)
+        return result_response(self, result, 202, order_id=order_id, order_status=status)
 
     @operation(
         "Orders in a status",
@@ -228,6 +228,7 @@ async def _order_command(
         payload,
         expected,
         correlation_id=order_id,
+        accepted=202,
         order_id=order_id,
     )
 

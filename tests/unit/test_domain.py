@@ -100,7 +100,7 @@ def test_execution_is_deterministic_and_rejections_change_nothing() -> None:
 
     stale = command("acc", DepositMoney(amount=Decimal("5")), "stale", expected_version=7)
     rejected, unchanged = ACCOUNTS.execute(stale, after, NOW)
-    assert rejected.status == 409 and rejected.rejection is not None
+    assert rejected.rejection is not None and rejected.rejection.code == "version_conflict"
     assert rejected.rejection.details == {"expected_version": 7, "actual_version": 2}
     assert unchanged == after
 

@@ -117,3 +117,34 @@ def test_nothing_shipped_imports_the_tests() -> None:
         if module.split(".")[0] == "tests"
     ]
     assert wrong == []
+
+
+def http_statuses(path: Path) -> Iterator[int]:
+    """Lines that give something an HTTP status: `status = 409`, `status=404`,
+    `accepted_status: int = 201`."""
+    for node in ast.walk(ast.parse(path.read_text())):
+        named: list[tuple[str, ast.expr | None]] = []
+        if isinstance(node, ast.Assign):
+            named = [(t.id, node.value) for t in node.targets if isinstance(t, ast.Name)]
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            named = [(node.target.id, node.value)]
+        elif isinstance(node, ast.keyword) and node.arg is not None:
+            named = [(node.arg, node.value)]
+        for name, value in named:
+            if not (name.endswith("status") and isinstance(value, ast.Constant)):
+                continue
+            if isinstance(value.value, int) and 100 <= value.value < 600:
+                yield value.lineno
+
+
+@pytest.mark.parametrize("room", PURE)
+def test_the_domain_and_its_models_keep_no_http_statuses(room: str) -> None:
+    # a result says what happened; the web layer maps it to a status (web/http.py)
+    wrong = [f"{where(path, line)}" for path in sources(room) for line in http_statuses(path)]
+    assert wrong == []
+
+
+def test_the_status_check_finds_a_status_given_in_the_domain(tmp_path: Path) -> None:
+    offending = tmp_path / "errors.py"
+    offending.write_text("class Gone:\n    status = 410\n\nanswer(status=404, code='x')\n")
+    assert list(http_statuses(offending)) == [2, 4]

@@ -229,7 +229,6 @@ def answer_to(
         aggregate_id=aggregate_id or command.aggregate_id,
         correlation_id=command.correlation_id,
         outcome="accepted" if rejection is None else "rejected",
-        status=201 if rejection is None else 409,
         version=1,
         rejection=None if rejection is None else Rejection(code=rejection, reason="because"),
     )
