@@ -18,8 +18,8 @@ What other producers append (older code, imports) is folded as it arrives by
 the side's tail consumer, so their events are part of the next decision. The
 tail trails by up to TAIL_WAIT_MS, so a batch that refuses a command first asks
 the broker where the log ends: if it is past the fold, the writer folds to it
-and decides again (a refusal is for good; a saga step reacting to another
-producer's event may arrive before the tail has folded that event).
+and decides again (a retry gets the refusal it was given; a saga step reacting
+to another producer's event may arrive before the tail has folded that event).
 
 The offsets are also the fence: records of one partition get consecutive
 offsets, so if the batch's first offset is not where the fold ended, someone
@@ -320,7 +320,7 @@ class PartitionWriter:
                 self.side.decider, commands, self.store, utc_now(), self.rejected
             )
             if decided.rejections and not checked_the_log:
-                # A refusal is remembered for good, so it is given on the log as it is now:
+                # A retry gets the refusal it was given, so it is given on the log as it is now:
                 # what another producer appended may not have reached the tail yet, and a
                 # saga step reacting to it can come first (its cause is in the log already).
                 checked_the_log = True
