@@ -89,8 +89,9 @@ class CommandResult(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _without_http_status(cls, data: Any) -> Any:
-        """Answers from workers of an earlier version carry the HTTP status they mapped to."""
-        if isinstance(data, dict) and "status" in data:
+        """Answers from workers of an earlier version carry the HTTP status they mapped to
+        (a model with a `status` of its own, the web's answer, keeps it)."""
+        if isinstance(data, dict) and "status" in data and "status" not in cls.model_fields:
             return {k: v for k, v in data.items() if k != "status"}
         return data
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict
 
 from models.dead_letters import DeadLetter
 from models.envelope import CommandResult, EventEnvelope
@@ -43,12 +43,6 @@ class CommandAnswer(CommandResult):
     error: str | None = None
     reason: str | None = None
     details: dict[str, Any] | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _without_http_status(cls, data: Any) -> Any:
-        """Unlike a recorded result, an HTTP answer keeps its `status`."""
-        return data
 
 
 class AccountEvents(BaseModel):
