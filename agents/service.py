@@ -32,6 +32,7 @@ from faust.types import TP, EventT, TopicT
 from agents.acks import InOrderAcks
 from agents.command_side import CommandSide, NotOwner
 from agents.dead_letters import SYSTEM, bury, guarded, hold
+from agents.skipped_offsets import quiet_partitions
 from app import faults
 from app.main import app
 from app.settings import settings
@@ -65,6 +66,7 @@ class Service:
         self.spec = spec
         self.side = side
         self.name = spec.name
+        self._inputs = [settings.topic(topic) for topic in spec.inputs]
         self._commands = {settings.topic(spec.commands)} if spec.commands else set()
         self._reacts_to: dict[str, Inbound] = {
             settings.topic(topic): policy for topic, policy in spec.reacts_to.items()
@@ -83,6 +85,7 @@ class Service:
     async def run(self, agent: str, stream: Any) -> None:
         """The agent's loop: queue each message's command in order, finish each apart."""
         room = asyncio.Semaphore(settings.service_max_unanswered)
+        turn = asyncio.Lock()  # a message read back from the log waits for it too
 
         async def finish_later(event: EventT, queued: Queued) -> None:
             self.acks.taken(event)  # again for a message faust skipped, read back late
@@ -90,7 +93,8 @@ class Service:
             finishing = asyncio.ensure_future(self._finish(agent, event, *queued))
             finishing.add_done_callback(lambda _: room.release())
 
-        async for event in stream.noack().events():  # acked by _finish
+        async def take(event: EventT) -> None:
+            reader.taken += 1
             self.acks.taken(event)
             queued = await guarded(agent, event, self.submit, then=finish_later)
             if queued is None:  # no command in it, dead-lettered, or its partition moved
@@ -98,8 +102,15 @@ class Service:
                     self.acks.done(event)
                 else:  # not acked: the next owner reads it again
                     self.acks.give_up(event)
-                continue
+                return
             await finish_later(event, queued)
+
+        reader = quiet_partitions.watch(
+            agent, self._inputs, lambda lost: take(cast(EventT, lost)), turn
+        )
+        async for event in stream.noack().events():  # acked by _finish
+            async with turn:
+                await take(event)
 
     async def submit(self, topic: str, raw: bytes) -> Queued | None:
         """Queue the command a message means (ValueError if undecodable; NotOwner if its

@@ -147,6 +147,11 @@ class Settings:
     """Longest the broker holds a fetch of the services' inputs to fill it (faust's
     consumer; app/producer.py): 0 answers at the first record, as faust does, and under
     load sends a fetch request per record or two; each saga step may wait up to this."""
+    service_quiet_check_seconds: float = field(
+        default_factory=lambda: _float("SERVICE_QUIET_CHECK_SECONDS", 2.0)
+    )
+    """How often each idle service agent's partitions are checked against their log ends,
+    for a message faust lost with nothing after it (agents/skipped_offsets.py)."""
     fold_follow_wait_ms: int = field(default_factory=lambda: _int("FOLD_FOLLOW_WAIT_MS", 100))
     """Longest the broker holds a read model's fetch to fill it: each fold fetches at most
     1000/this times a second, and trails the log by up to this much (none of them is on
@@ -195,6 +200,9 @@ class Settings:
         _bounded("KAFKA_LINGER_MS", self.linger_ms, 1_000)
         _bounded("SERVICE_FETCH_WAIT_MS", self.service_fetch_wait_ms, 1_000)
         _bounded("FOLD_FOLLOW_WAIT_MS", self.fold_follow_wait_ms, 10_000)
+        if not self.service_quiet_check_seconds > 0:
+            quiet = self.service_quiet_check_seconds
+            raise SystemExit(f"SERVICE_QUIET_CHECK_SECONDS must be above 0, got {quiet}")
         if not 1 <= self.min_insync_replicas <= self.replication_factor:
             raise SystemExit(
                 f"SHOP_MIN_INSYNC_REPLICAS must be between 1 and SHOP_REPLICATION_FACTOR "
