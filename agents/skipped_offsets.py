@@ -203,6 +203,11 @@ class QuietPartitions:
         reader = self.readers[agent] = Reader(frozenset(topics), take, turn)
         return reader
 
+    def restart(self) -> None:
+        """A rebalance: no agent counts as quiet until a whole check after it, so faust has
+        that long to fetch its new partitions before their log ends are read."""
+        self._seen.clear()
+
     async def check(self, assignment: Callable[[], Iterable[TP]]) -> int:
         """Read back and hand over what idle agents lack; how many messages that was."""
         assigned = set(assignment())
@@ -250,6 +255,7 @@ quiet_partitions = QuietPartitions()
 @app.timer(QUIET_CHECK_SECONDS)
 async def _check_quiet_partitions() -> None:
     if app.rebalancing or not quiet_partitions.readers:
+        quiet_partitions.restart()
         return
     try:
         await quiet_partitions.check(app.consumer.assignment)
@@ -259,6 +265,12 @@ async def _check_quiet_partitions() -> None:
 
 async def _on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
     forget(revoked)
+    quiet_partitions.restart()
+
+
+async def _on_assigned(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
+    quiet_partitions.restart()
 
 
 app.on_partitions_revoked.connect(cast(Any, _on_revoked))
+app.on_partitions_assigned.connect(cast(Any, _on_assigned))

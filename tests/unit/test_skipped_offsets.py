@@ -191,6 +191,18 @@ async def test_an_agent_handling_a_message_is_not_quiet(kafka: Log) -> None:
     assert agent.handed == []
 
 
+async def test_after_a_rebalance_no_agent_is_quiet_before_a_whole_check(kafka: Log) -> None:
+    quiet = QuietPartitions()
+    agent = Agent(quiet)
+    skipped_offsets._next[("payments-service", ORDERS_2)] = 3
+    kafka.ends[ORDERS_2] = 4  # assigned just now: faust has not fetched it yet
+    assert await checks(quiet, 1, ORDERS_2) == [0]
+    quiet.restart()
+    assert await checks(quiet, 1, ORDERS_2) == [0]
+    assert agent.handed == []
+    assert await checks(quiet, 1, ORDERS_2) == [1]  # still nothing a whole check later
+
+
 async def test_a_partition_not_seen_yet_starts_at_its_commit_or_the_start_of_its_log(
     kafka: Log,
 ) -> None:
