@@ -90,7 +90,7 @@ async def _read_back(agent: str, tp: TP, start: int, stop: int, why: str) -> lis
         SkippedEvent(message) for message in await read_range(tp.topic, tp.partition, start, stop)
     ]
     log.warning(
-        "%s: %s:%d %s %d to %d; handling the %d skipped message(s) first",
+        "%s: %s:%d %s %d to %d; handling the %d message(s) faust never handed over",
         agent,
         tp.topic,
         tp.partition,
