@@ -14,6 +14,7 @@ import app  # noqa: F401 - the App first
 from agents import skipped_offsets
 from agents.skipped_offsets import QuietPartitions, SkippedEvent
 from app.log_reader import LoggedMessage
+from app.settings import Settings
 
 
 @dataclass
@@ -224,3 +225,19 @@ async def test_only_assigned_partitions_of_its_own_topics_are_checked(kafka: Log
     kafka.ends.update({ORDERS_2: 4, commands: 9})
     assert await checks(quiet, 2, commands) == [0, 0]  # orders.events:2 is not assigned
     assert agent.handed == [] and kafka.reads == []
+
+
+def test_the_quiet_check_runs_every_two_seconds_by_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("SERVICE_QUIET_CHECK_SECONDS", raising=False)
+    assert Settings().service_quiet_check_seconds == 2.0
+
+
+@pytest.mark.parametrize("raw", ["0", "-1"])
+def test_a_quiet_check_that_never_comes_is_refused_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, raw: str
+) -> None:
+    monkeypatch.setenv("SERVICE_QUIET_CHECK_SECONDS", raw)
+    with pytest.raises(SystemExit, match="SERVICE_QUIET_CHECK_SECONDS must be above 0"):
+        Settings()
