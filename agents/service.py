@@ -16,6 +16,9 @@ agent goes on to the next message at once. When a command is answered:
    go in offset order per partition (agents/acks.py), so a commit never passes a
    message still being processed.
 
+A message faust fetched and never handed over is read back from the log and taken
+in the agent's turn, in order with its own (agents/skipped_offsets.py).
+
 A crash before step 3 redelivers the message: its command is answered from the
 log (appending nothing) and steps 1 and 2 run again; receivers apply a repeated
 command once.
@@ -94,7 +97,6 @@ class Service:
             finishing.add_done_callback(lambda _: room.release())
 
         async def take(event: EventT) -> None:
-            reader.taken += 1
             self.acks.taken(event)
             queued = await guarded(agent, event, self.submit, then=finish_later)
             if queued is None:  # no command in it, dead-lettered, or its partition moved
@@ -109,6 +111,7 @@ class Service:
             agent, self._inputs, lambda lost: take(cast(EventT, lost)), turn
         )
         async for event in stream.noack().events():  # acked by _finish
+            reader.taken += 1  # not quiet
             async with turn:
                 await take(event)
 
