@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, cast
@@ -189,9 +190,11 @@ class QuietPartitions:
     nothing waits in its buffer; a partition whose log goes on past its place then holds
     messages faust never handed over."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.readers: dict[str, Reader] = {}
         self._seen: dict[str, int] = {}
+        self._clock = clock
+        self._last_check: float | None = None
 
     def watch(
         self,
@@ -210,6 +213,12 @@ class QuietPartitions:
 
     async def check(self, assignment: Callable[[], Iterable[TP]]) -> int:
         """Read back and hand over what idle agents lack; how many messages that was."""
+        now, last = self._clock(), self._last_check
+        self._last_check = now
+        if last is not None and now - last > 2 * QUIET_CHECK_SECONDS:
+            # the worker was held up (frozen, or its loop blocked) since the last check:
+            # faust could not fetch meanwhile either, so a whole check starts from now
+            self.restart()
         assigned = set(assignment())
         idle = {
             agent: reader

@@ -204,6 +204,22 @@ async def test_after_a_rebalance_no_agent_is_quiet_before_a_whole_check(kafka: L
     assert await checks(quiet, 1, ORDERS_2) == [1]  # still nothing a whole check later
 
 
+async def test_after_the_worker_was_held_up_no_agent_is_quiet_before_a_whole_check(
+    kafka: Log,
+) -> None:
+    now = [0.0]
+    quiet = QuietPartitions(clock=lambda: now[0])
+    agent = Agent(quiet)
+    skipped_offsets._next[("payments-service", ORDERS_2)] = 3
+    kafka.ends[ORDERS_2] = 4  # sent while the worker was frozen: not fetched yet
+    assert await checks(quiet, 1, ORDERS_2) == [0]
+    now[0] += 60.0  # SIGSTOPped a minute: the next check comes late
+    assert await checks(quiet, 1, ORDERS_2) == [0]
+    assert agent.handed == []
+    now[0] += skipped_offsets.QUIET_CHECK_SECONDS
+    assert await checks(quiet, 1, ORDERS_2) == [1]  # a whole check later, still nothing
+
+
 async def test_a_partition_not_seen_yet_starts_at_its_commit_or_the_start_of_its_log(
     kafka: Log,
 ) -> None:
