@@ -79,7 +79,7 @@ async def skipped_before(agent: str, tp: TP, offset: int) -> list[SkippedEvent]:
     key = (agent, tp)
     expected = _next.get(key)
     if expected is None:
-        expected = await _start_of(tp)
+        expected = (await _starts([tp]))[tp]
     _next[key] = max(offset + 1, expected)  # a replayed message never moves it back
     if offset <= expected:
         return []
@@ -113,24 +113,30 @@ def forget(tps: Iterable[TP]) -> None:
 
 # --- where a partition starts for an agent that has seen none of it ----------------
 
-_clients: dict[str, Any] = {}
-"""An admin client and a probe consumer for the worker's life, made on first use."""
+
+@dataclass
+class _Clients:
+    """An admin client and a probe consumer for the worker's life, made on first use."""
+
+    admin: AIOKafkaAdminClient | None = None
+    probe: AIOKafkaConsumer | None = None
+
+
+_clients = _Clients()
 
 
 async def _admin() -> AIOKafkaAdminClient:
-    if "admin" not in _clients:
-        admin = AIOKafkaAdminClient(**client_options())
-        await admin.start()
-        _clients["admin"] = admin
-    return cast(AIOKafkaAdminClient, _clients["admin"])
+    if _clients.admin is None:
+        _clients.admin = AIOKafkaAdminClient(**client_options())
+        await _clients.admin.start()
+    return _clients.admin
 
 
 async def _probe() -> AIOKafkaConsumer:
-    if "probe" not in _clients:
-        probe = AIOKafkaConsumer(enable_auto_commit=False, **client_options())
-        await probe.start()
-        _clients["probe"] = probe
-    return cast(AIOKafkaConsumer, _clients["probe"])
+    if _clients.probe is None:
+        _clients.probe = AIOKafkaConsumer(enable_auto_commit=False, **client_options())
+        await _clients.probe.start()
+    return _clients.probe
 
 
 async def _committed(tps: list[TP]) -> dict[TP, int]:
@@ -160,13 +166,14 @@ async def _log_ends(tps: list[TP]) -> dict[TP, int]:
     return {TP(tp.topic, tp.partition): int(offset) for tp, offset in found.items()}
 
 
-async def _start_of(tp: TP) -> int:
-    """Where faust starts `tp` for the group: its commit, else (auto_offset_reset
-    earliest) the log's first offset."""
-    committed = await _committed([tp])
-    if tp in committed:
-        return committed[tp]
-    return (await _first_offsets([tp]))[tp]
+async def _starts(tps: list[TP]) -> dict[TP, int]:
+    """Where faust starts each partition for the group: its commit, else
+    (auto_offset_reset earliest) the log's first offset."""
+    starts = await _committed(tps)
+    missing = [tp for tp in tps if tp not in starts]
+    if missing:
+        starts.update(await _first_offsets(missing))
+    return starts
 
 
 # --- the quiet check ---------------------------------------------------------------
@@ -237,10 +244,7 @@ class QuietPartitions:
         tps = sorted({tp for _, tp in places})
         ends = await _log_ends(tps)
         unseen = sorted({tp for (_, tp), place in places.items() if place is None})
-        starts = await _committed(unseen) if unseen else {}
-        missing = [tp for tp in unseen if tp not in starts]
-        if missing:
-            starts.update(await _first_offsets(missing))
+        starts = await _starts(unseen) if unseen else {}
         handed = 0
         for (agent, tp), place in places.items():
             start = starts[tp] if place is None else place
@@ -264,8 +268,7 @@ quiet_partitions = QuietPartitions()
 @app.timer(QUIET_CHECK_SECONDS)
 async def _check_quiet_partitions() -> None:
     if app.rebalancing or not quiet_partitions.readers:
-        quiet_partitions.restart()
-        return
+        return  # the assignment's signal restarts the count
     try:
         await quiet_partitions.check(app.consumer.assignment)
     except (KafkaError, OSError) as error:  # the next check tries again
