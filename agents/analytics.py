@@ -18,10 +18,9 @@ from __future__ import annotations
 
 from agents.folds import FoldRunner
 from app.main import app
-from app.topics import order_commands
 from tables.analytics import FactsFold, WindowFold
 
-analytics_facts = FoldRunner(FactsFold(), follows=order_commands, outputs_only=True)
-analytics_windows = FoldRunner(WindowFold(), follows=order_commands, single=True)
+analytics_facts = FoldRunner(FactsFold(), outputs_only=True)
+analytics_windows = FoldRunner(WindowFold(), single=True)
 app.service(analytics_facts)  # type: ignore[arg-type]
 app.service(analytics_windows)  # type: ignore[arg-type]

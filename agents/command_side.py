@@ -1,7 +1,7 @@
 """The command side of one aggregate type: append first, fold the rest from the log.
 
-A worker decides partition p's commands while it owns partition p of the
-topic the side follows (faust's assignment of the service's inputs). Per partition, a writer:
+A worker decides partition p's commands while it owns partition p
+(tables/owners.py). Per partition, a writer:
 
 1. on assignment, folds the partition's events from its store's offset to the
    log's end (tables/command_log.py): before its first decision it has seen
@@ -46,7 +46,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.types import TP, TopicT
 
 from agents.dead_letters import SYSTEM
-from agents.folds import partition_of, started_consumer
+from agents.engine import partition_of, started_consumer
 from app import faults
 from app.command_bus import command_bus
 from app.main import app
@@ -64,6 +64,7 @@ from tables.command_log import (
     headers_for,
     recorded,
 )
+from tables.owners import owned_partitions, partitions_in
 from tables.partition_store import PartitionStore
 
 log = logging.getLogger(__name__)
@@ -120,14 +121,15 @@ class CommandSide(faust.Service):
     """Decides one aggregate type's commands, a writer per partition owned here."""
 
     def __init__(
-        self, decider: Decider[Any, Any, Any], follows: TopicT, events: TopicT, **kwargs: Any
+        self,
+        decider: Decider[Any, Any, Any],
+        commands: TopicT | None,
+        events: TopicT,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.decider = decider
         self.name = f"{decider.aggregate_type}-commands"
-        self.follows = follows.get_topic_name()
-        """The topic whose partitions' owner decides: the command topic, or an input of
-        the service (co-partitioned: same key, same partition number)."""
         self.events = events
         self.events_topic = events.get_topic_name()
         self.fold = CommandLogFold(self.name, self.events_topic, decider)
@@ -136,7 +138,8 @@ class CommandSide(faust.Service):
         self._probe_started = asyncio.Lock()
         self.watchers: list[Watcher] = []
         """Told what this worker's writers append and when a partition leaves."""
-        command_bus.local[self.follows] = self  # its HTTP commands come straight here
+        if commands is not None:  # its HTTP commands come straight here
+            command_bus.local[commands.get_topic_name()] = self
         SIDES[self.name] = self
         STORES[self.name] = lambda: {p: w.store for p, w in self.writers.items()}
         app.on_partitions_revoked.connect(cast(Any, self._on_revoked))
@@ -217,15 +220,12 @@ class CommandSide(faust.Service):
                 consumer.seek(tp, writer.store.offset(self.events_topic))
         return live
 
-    def _mine(self, tps: set[TP]) -> set[int]:
-        return {tp.partition for tp in tps if tp.topic == self.follows}
-
     async def _on_revoked(self, sender: Any, revoked: set[TP], **kwargs: Any) -> None:
-        for partition in self._mine(revoked) & set(self.writers):
+        for partition in partitions_in(revoked) & set(self.writers):
             await self.writers.pop(partition).stop()
 
     async def _on_assigned(self, sender: Any, assigned: set[TP], **kwargs: Any) -> None:
-        mine = self._mine(assigned)
+        mine = owned_partitions()
         for partition in set(self.writers) - mine:
             await self.writers.pop(partition).stop()
         for partition in sorted(mine - set(self.writers)):

@@ -1,21 +1,20 @@
-"""Retries, dead letters and re-drives: one poison message never stops a partition.
+"""Retries and dead letters: one poison message never stops a partition.
 
-Every agent runs its handler through `guarded`. What happens on an error depends
-on whose fault it is:
+What happens when a reader (agents/engine.py) fails on a record depends on whose
+fault it is:
 
-- messages faust skipped before this one (agents/skipped_offsets.py) are read
-  back from Kafka and handled first;
-- the message's: it cannot be decoded or validated (`PERMANENT`), or the
-  handler still fails after `HANDLER_MAX_ATTEMPTS` with an error that is not a
-  system error. It goes to the dead-letter topic with its original key and
-  bytes, the error, the source topic/partition/offset and the attempts, and the
+- the record's: it cannot be decoded or validated (`PERMANENT`), or its handling
+  still fails after `HANDLER_MAX_ATTEMPTS` with an error that is not a system
+  error. It goes to the dead-letter topic with its original key and bytes, the
+  error, the source topic/partition/offset and the attempts (`bury`), and the
   partition moves on. A dead letter is re-driven by sending its bytes back
   (agents/redrives.py).
 - the system's (`SYSTEM`: a broker, topic, timeout or store error): nothing is
-  diverted. The agent holds the message (so its partition) and retries with
-  backoff until the error clears, while `/ops/health` says degraded
-  (`app.stalls`); if the partition moves to another worker meanwhile, the new
-  owner processes it. Handlers are idempotent, so a retry is always safe.
+  diverted. The reader stores nothing for the batch, goes back to its stored
+  position and tries again with backoff until the error clears, while
+  `/ops/health` says degraded (`app.stalls`); if the partition moves to another
+  worker meanwhile, the new owner reads it. Every reader's effect is idempotent,
+  so a repeat is always safe.
 """
 
 from __future__ import annotations
@@ -25,16 +24,13 @@ import base64
 import logging
 import traceback
 from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import TypeVar
 
 from aiokafka.errors import KafkaError
 from faust.exceptions import PartitionsMismatch, ProducerSendError
-from faust.types import EventT
 from pydantic import ValidationError
 
-from agents.skipped_offsets import skipped_before
 from app import faults
-from app.main import app
 from app.metrics import DEAD_LETTERS
 from app.settings import settings
 from app.stalls import stalls
@@ -46,6 +42,8 @@ from tables.read_models import GapInLog, Record
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 MAX_ATTEMPTS = settings.handler_max_attempts
 BACKOFF_SECONDS = settings.handler_backoff_seconds
 MAX_BACKOFF_SECONDS = 5.0
@@ -54,68 +52,6 @@ PERMANENT = (ValidationError, UnknownSchemaVersion, UnicodeDecodeError, GapInLog
 SYSTEM = (KafkaError, PartitionsMismatch, ProducerSendError, OSError)
 """Errors of the system around the message (OSError covers timeouts, connections, disks):
 held and retried until they clear, never dead-lettered."""
-
-
-Handler = Callable[[str, bytes], Awaitable[Any]]
-
-
-async def guarded(
-    agent: str,
-    event: EventT,
-    handle: Handler,
-    then: Callable[[EventT, Any], Awaitable[None]] | None = None,
-) -> Any:
-    """`handle(topic, value)`'s result; None if the message was dead-lettered or its
-    partition moved while held. Holds on system errors; never raises. Messages faust
-    skipped before this one are handled first, each result passed to `then`."""
-    message = event.message
-    attempt = 0
-    skipped_checked = False
-    while True:
-        try:
-            if not skipped_checked:  # messages faust dropped before this one come first,
-                skipped = await skipped_before(agent, message.tp, message.offset)
-                skipped_checked = True
-                for lost in skipped:  # each with the whole treatment, as its own message
-                    done = await guarded(agent, cast(EventT, lost), handle, then)
-                    if then is not None and done is not None:
-                        await then(cast(EventT, lost), done)
-            faults.handler_attempt(agent, attempt)  # SHOP_FAIL_FIRST: a failure on purpose
-            result = await handle(message.topic, event.value)
-            stalls.cleared(agent)
-            return result
-        except PERMANENT as error:
-            await _bury(agent, event, error, attempt + 1)
-            return None
-        except SYSTEM as error:
-            stalls.failed(agent, error)
-            if not await hold(agent, event):
-                return None
-        except Exception as error:
-            attempt += 1
-            if attempt >= MAX_ATTEMPTS:
-                await _bury(agent, event, error, attempt)
-                return None
-            log.warning("%s: attempt %d failed (%r); retrying", agent, attempt, error)
-            await asyncio.sleep(BACKOFF_SECONDS * 2 ** (attempt - 1))
-
-
-async def hold(agent: str, event: EventT) -> bool:
-    """Wait before the next try; False when the partition went to another worker."""
-    failures = stalls.failures(agent)
-    if event.message.tp not in app.consumer.assignment():
-        stalls.cleared(agent)
-        log.warning("%s: %s moved to another worker while held", agent, event.message.tp)
-        return False
-    await asyncio.sleep(min(MAX_BACKOFF_SECONDS, BACKOFF_SECONDS * 2 ** min(failures, 8)))
-    return True
-
-
-async def _bury(agent: str, event: EventT, error: BaseException, attempts: int) -> None:
-    async def held() -> bool:
-        return await hold(agent, event)
-
-    await bury(agent, event.message, error, attempts, held)
 
 
 async def bury(
@@ -160,3 +96,32 @@ async def bury(
 
 def _b64(data: bytes | None) -> str | None:
     return None if data is None else base64.b64encode(data).decode()
+
+
+class GaveUp(ConnectionError):
+    """A dead letter could not be sent before the partition moved (a system error: the
+    batch stores nothing, and the partition's next owner reads the record again)."""
+
+
+async def attempted(
+    agent: str, record: Record, work: Callable[[], T], hold: Callable[[], Awaitable[bool]]
+) -> tuple[bool, T | None]:
+    """(True, `work()`), retried up to MAX_ATTEMPTS on an error of its own; (False, None)
+    once the record is dead-lettered (at once for a PERMANENT error). A SYSTEM error is
+    raised: the caller's batch is read again from its stored position."""
+    attempt = 0
+    while True:
+        try:
+            faults.handler_attempt(agent, attempt)  # SHOP_FAIL_FIRST: a failure on purpose
+            return True, work()
+        except SYSTEM:
+            raise
+        except Exception as error:
+            attempt += 1
+            if not isinstance(error, PERMANENT) and attempt < MAX_ATTEMPTS:
+                log.warning("%s: attempt %d failed (%r); retrying", agent, attempt, error)
+                await asyncio.sleep(BACKOFF_SECONDS * 2 ** (attempt - 1))
+                continue
+            if not await bury(agent, record, error, attempt, hold):
+                raise GaveUp(f"{agent}: {record.topic}[{record.partition}] moved") from error
+            return False, None

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from agents.folds import FoldRunner
 from app.main import app
-from app.topics import stock_commands
 from tables import inventory as t
 
-stock_projection = FoldRunner(t.stock_read_model, follows=stock_commands)
+stock_projection = FoldRunner(t.stock_read_model)
 """inventory.events, folded in batches where each partition's commands are decided."""
 app.service(stock_projection)  # type: ignore[arg-type]

@@ -8,7 +8,6 @@ from agents.services import SIDE_OF
 from app.main import app
 from app.metrics import SAGA_OPEN_ORDERS
 from app.settings import settings
-from app.topics import order_commands
 from tables import orders as t
 from tables.read_models import BatchFold
 
@@ -18,7 +17,7 @@ SIDE_OF["orders"].watchers.append(open_orders)
 
 
 def _folded(fold: BatchFold) -> FoldRunner:
-    runner = FoldRunner(fold, follows=order_commands)
+    runner = FoldRunner(fold)
     app.service(runner)  # type: ignore[arg-type]
     return runner
 

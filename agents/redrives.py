@@ -8,11 +8,11 @@ import base64
 
 from agents.folds import FoldRunner
 from app.main import app
-from app.topics import dead_letter_topic, order_commands
+from app.topics import dead_letter_topic
 from models.dead_letters import DeadLetter, Redrive
 from tables.dead_letters import DeadLetterBook
 
-dead_letter_book = FoldRunner(DeadLetterBook(), follows=order_commands, single=True)
+dead_letter_book = FoldRunner(DeadLetterBook(), single=True)
 app.service(dead_letter_book)  # type: ignore[arg-type]
 
 

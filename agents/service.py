@@ -1,75 +1,74 @@
 """A service of the saga: one aggregate type, the facts it reacts to, the commands it sends.
 
-One agent per service reads all of the service's inputs as one stream (its own
-command topic, the event topics it reacts to, the answers to its commands), in
-order. Each message is turned into a command (a client's or another service's
-command as it is, a fact by the service's policy) and queued at the command
-side, which decides what has queued in batches (agents/command_side.py); the
-agent goes on to the next message at once. When a command is answered:
+A service is a reader on the engine (agents/engine.py) of all its inputs (its
+own command topic, the event topics it reacts to, the answers to its commands),
+partition by partition. One partition's batch:
 
-1. the answer goes to the reply topic it names, if any;
-2. the events it decided are turned into commands for other services
-   (outbound policy): a command for a partition this worker decides is decided
-   here, and its answer taken here too (no command or answer record, no hop);
-   any other is sent on its target's command topic, keyed by its aggregate;
-3. only then is the message acknowledged, so its offset can be committed; acks
-   go in offset order per partition (agents/acks.py), so a commit never passes a
-   message still being processed.
+1. each record becomes a command (a client's or another service's command as it
+   is, a fact by the service's inbound policy, an answer by its answer policy);
+   a record that cannot be read is dead-lettered and the batch goes on;
+2. the commands are queued at the command side together, so its writer decides
+   them in one batch and appends their events in one go (agents/command_side.py);
+3. once every command is answered, the answers go to the reply topics they name
+   and the events are turned into commands for other services (outbound policy):
+   a command for a partition this worker decides is decided here, and its answer
+   taken here too (no command or answer record, no hop); any other is sent on its
+   target's command topic, keyed by its aggregate; every send is awaited together;
+4. only then is the batch's position stored (its own partition store).
 
-A message faust fetched and never handed over is read back from the log and taken
-in the agent's turn, in order with its own (agents/skipped_offsets.py).
-
-A crash before step 3 redelivers the message: its command is answered from the
-log (appending nothing) and steps 1 and 2 run again; receivers apply a repeated
-command once.
+A crash anywhere before step 4 reads the batch again: its commands have the same
+ids, so they are answered from the log (appending nothing), and steps 3's sends
+are repeated, which every receiver applies once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, cast
+from collections.abc import Awaitable
+from functools import partial
+from typing import Any
 
-from faust.types import TP, EventT, TopicT
+from faust.types import TopicT
 
-from agents.acks import InOrderAcks
-from agents.command_side import CommandSide, NotOwner
-from agents.dead_letters import SYSTEM, bury, guarded, hold
-from agents.skipped_offsets import quiet_partitions
+from agents.command_side import CommandSide
+from agents.dead_letters import SYSTEM, GaveUp, attempted, bury
+from agents.engine import Reader
 from app import faults
 from app.main import app
 from app.settings import settings
-from app.stalls import stalls
 from app.topics import TOPICS
 from domain.saga import Dispatch, fact_of
-from domain.topology import (
-    Answer,
-    Inbound,
-    ServiceSpec,
-    answer_topic,
-    command_topic,
-    no_dispatch,
-)
+from domain.topology import Answer, Inbound, ServiceSpec, answer_topic, command_topic, no_dispatch
 from models.envelope import CommandEnvelope, CommandResult, EventEnvelope
 from models.upcasting import decode_event
+from tables.partition_store import PartitionStore
 
 log = logging.getLogger(__name__)
 
-Queued = tuple[CommandEnvelope, "asyncio.Future[CommandResult]"]
-"""A message's command, and the future of its answer."""
+Sends = list[Awaitable[Any]]
+"""A batch's records handed to the producer, awaited together before its position is stored."""
 
 HERE: dict[str, Service] = {}
 """This worker's services by name: a command for one of them may be decided here."""
 
 
-class Service:
-    """One service of the topology (domain/topology.py) on this worker: its agent's loop."""
+class Service(Reader):
+    """One service of the topology (domain/topology.py) on this worker."""
 
-    def __init__(self, spec: ServiceSpec, side: CommandSide) -> None:
+    kind = "services"
+
+    def __init__(self, spec: ServiceSpec, side: CommandSide, **kwargs: Any) -> None:
+        super().__init__(
+            f"{spec.name}-service",
+            spec.inputs,
+            resumes_from_progress=True,
+            max_batch=settings.command_max_batch,
+            fetch_wait_ms=settings.service_fetch_wait_ms,
+            **kwargs,
+        )
         self.spec = spec
         self.side = side
-        self.name = spec.name
-        self._inputs = [settings.topic(topic) for topic in spec.inputs]
         self._commands = {settings.topic(spec.commands)} if spec.commands else set()
         self._reacts_to: dict[str, Inbound] = {
             settings.topic(topic): policy for topic, policy in spec.reacts_to.items()
@@ -78,91 +77,63 @@ class Service:
         if spec.answers is not None:
             self._answers = (settings.topic(spec.answers[0]), spec.answers[1])
         self._reply_topics: dict[str, TopicT] = {}
-        self.acks = InOrderAcks()
         HERE[spec.name] = self
-        app.on_partitions_revoked.connect(cast(Any, self._on_revoked))
 
-    async def _on_revoked(self, sender: Any, revoked: set[TP], **kwargs: Any) -> None:
-        self.acks.revoked(revoked)
-
-    async def run(self, agent: str, stream: Any) -> None:
-        """The agent's loop: queue each message's command in order, finish each apart."""
-        room = asyncio.Semaphore(settings.service_max_unanswered)
-        turn = asyncio.Lock()  # a message read back from the log waits for it too
-
-        async def finish_later(event: EventT, queued: Queued) -> None:
-            self.acks.taken(event)  # again for a message faust skipped, read back late
-            await room.acquire()
-            finishing = asyncio.ensure_future(self._finish(agent, event, *queued))
-            finishing.add_done_callback(lambda _: room.release())
-
-        async def take(event: EventT) -> None:
-            self.acks.taken(event)
-            queued = await guarded(agent, event, self.submit, then=finish_later)
-            if queued is None:  # no command in it, dead-lettered, or its partition moved
-                if event.message.tp in app.consumer.assignment():
-                    self.acks.done(event)
-                else:  # not acked: the next owner reads it again
-                    self.acks.give_up(event)
-                return
-            await finish_later(event, queued)
-
-        reader = quiet_partitions.watch(
-            agent, self._inputs, lambda lost: take(cast(EventT, lost)), turn
+    async def handle(self, partition: int, store: PartitionStore, records: list[Any]) -> None:
+        taken: list[tuple[Any, CommandEnvelope]] = []
+        for record in records:
+            ok, command = await attempted(
+                self.name, record, partial(self._command, record), self.hold
+            )
+            if ok and command is not None:
+                taken.append((record, command))
+        answers = [self.side.submit(command) for _, command in taken]  # one decide
+        results = await asyncio.gather(*answers, return_exceptions=True)
+        _raise_first(results)
+        await faults.reached("service-answered")
+        sends: Sends = []
+        finished = await asyncio.gather(
+            *(
+                self._finish(record, command, result, sends)
+                for (record, command), result in zip(taken, results, strict=True)
+            ),
+            return_exceptions=True,
         )
-        async for event in stream.noack().events():  # acked by _finish
-            reader.taken += 1  # not quiet
-            async with turn:
-                await take(event)
+        _raise_first(finished)
+        if sends:
+            await faults.reached("service-unacked")
+            await asyncio.gather(*sends)
+            await faults.reached("service-sent")
+        store.write({}, {r.topic: r.offset + 1 for r in records})
+        await faults.reached("service-stored")
 
-    async def submit(self, topic: str, raw: bytes) -> Queued | None:
-        """Queue the command a message means (ValueError if undecodable; NotOwner if its
-        aggregate is not decided here)."""
-        command = self._command(topic, raw)
-        if command is None:
-            return None
-        return command, self.side.submit(command)
-
-    def _command(self, topic: str, raw: bytes) -> CommandEnvelope | None:
+    def _command(self, record: Any) -> CommandEnvelope | None:
+        """The command a record means (None: the policy ignores it)."""
+        topic, raw = record.topic, record.value
         if topic in self._commands:
-            return CommandEnvelope.model_validate_json(raw)
+            return CommandEnvelope.model_validate_json(raw or b"")
         if self._answers is not None and topic == self._answers[0]:
-            return self._answers[1](CommandResult.model_validate_json(raw))
-        return self._reacts_to[topic](fact_of(decode_event(raw)))
+            return self._answers[1](CommandResult.model_validate_json(raw or b""))
+        return self._reacts_to[topic](fact_of(decode_event(raw or b"")))
 
     async def _finish(
-        self,
-        agent: str,
-        event: EventT,
-        command: CommandEnvelope,
-        answer: asyncio.Future[CommandResult],
+        self, record: Any, command: CommandEnvelope, result: Any, sends: Sends
     ) -> None:
+        """Reply and dispatch what an answered command calls for; a policy that fails on
+        the answer (a bug) dead-letters the record that led to it."""
+        assert isinstance(result, CommandResult)
         try:
-            result = await answer
-        except NotOwner:  # the partition moved: its new owner gets the message again
-            self.acks.give_up(event)
-            return
-        while True:
-            try:
-                if command.reply_to:
-                    await self._reply(command.reply_to, command.correlation_id, result)
-                if result.events and self.spec.outbound is not no_dispatch:
-                    await self._dispatch(result.events)
-                break
-            except SYSTEM as error:
-                stalls.failed(agent, error)
-                if not await hold(agent, event):
-                    self.acks.give_up(event)
-                    return
-            except Exception as error:  # a policy that fails on this answer: a bug
-                if not await bury(agent, event.message, error, 1, lambda: hold(agent, event)):
-                    self.acks.give_up(event)
-                    return
-                break
-        stalls.cleared(agent)
-        self.acks.done(event)
+            if command.reply_to:
+                sends.append(await self._reply(command.reply_to, command.correlation_id, result))
+            if result.events and self.spec.outbound is not no_dispatch:
+                await self._dispatch(result.events, sends)
+        except SYSTEM:
+            raise
+        except Exception as error:
+            if not await bury(self.name, record, error, 1, self.hold):
+                raise GaveUp(f"{self.name}: {record.topic}[{record.partition}] moved") from error
 
-    async def _reply(self, reply_to: str, key: str, result: CommandResult) -> None:
+    async def _reply(self, reply_to: str, key: str, result: CommandResult) -> Awaitable[Any]:
         """Keyed by the correlation id: a saga's answers land in its order's partition."""
         await faults.reached("reply")
         topic = self._reply_topics.get(reply_to)
@@ -170,44 +141,47 @@ class Service:
             topic = self._reply_topics[reply_to] = app.topic(
                 reply_to, key_serializer="raw", value_serializer="raw"
             )
-        await topic.send(key=key, value=result.model_dump_json().encode())
+        return await topic.send(key=key, value=result.model_dump_json().encode())
 
-    async def _dispatch(self, events: list[EventEnvelope]) -> None:
-        for event in events:
-            for dispatch in self.spec.outbound(fact_of(event)):
-                await faults.reached("dispatch")
-                await self._send(dispatch)
+    async def _dispatch(self, events: list[EventEnvelope], sends: Sends) -> None:
+        dispatches = [d for event in events for d in self.spec.outbound(fact_of(event))]
+        for _ in dispatches:
+            await faults.reached("dispatch")
+        # a fan-out's commands go out together: local ones batch at their writers
+        done = await asyncio.gather(
+            *(self._send(dispatch, sends) for dispatch in dispatches), return_exceptions=True
+        )
+        _raise_first(done)
 
-    async def _send(self, dispatch: Dispatch) -> None:
+    async def _send(self, dispatch: Dispatch, sends: Sends) -> None:
         """Decided here when this worker decides the target's partition (and its answer
-        taken here too), else sent on the target's command topic. Either way the message
-        that caused it is acknowledged only after: a crash before sends it again, with
-        the same command id, which its target applies once."""
+        taken here too), else sent on the target's command topic. Either way the batch
+        that caused it stores its position only after: a crash before sends it again,
+        with the same command id, which its target applies once."""
         command = dispatch.command
         target = HERE.get(dispatch.target) if settings.saga_local_dispatch else None
         if target is not None and target.side.owns(command.aggregate_id):
             try:
                 result = await target.side.submit(command)
-            except NotOwner:
+            except ConnectionError:
                 pass  # moved meanwhile: its new owner reads it from the command topic
             else:
                 if dispatch.reply is not None:
-                    await HERE[dispatch.reply].take_answer(result)
+                    await HERE[dispatch.reply].take_answer(result, sends)
                 return
         if dispatch.reply is not None:
             reply_to = settings.topic(answer_topic(dispatch.reply))
             command = command.model_copy(update={"reply_to": reply_to})
         topic = TOPICS[command_topic(dispatch.target)]
-        # handed to the producer, not awaited: faust flushes it before committing an
-        # offset, and a redelivered message dispatches the same commands (same ids)
-        await topic.send(key=command.aggregate_id, value=command.model_dump_json().encode())
+        value = command.model_dump_json().encode()
+        sends.append(await topic.send(key=command.aggregate_id, value=value))
 
-    async def take_answer(self, result: CommandResult) -> None:
+    async def take_answer(self, result: CommandResult, sends: Sends) -> None:
         """The answer to a command this service dispatched, decided on this worker: its
         answer policy's command is decided here too if its partition is, else the answer
         goes to the service's answers topic, as a remote target's would."""
         if self._answers is None:
-            raise LookupError(f"service {self.name} wants no answers")
+            raise LookupError(f"service {self.spec.name} wants no answers")
         topic, policy = self._answers
         command = policy(result)
         if command is None:
@@ -216,10 +190,17 @@ class Service:
             await faults.reached("answer-here")
             try:
                 answered = await self.side.submit(command)
-            except NotOwner:
+            except ConnectionError:
                 pass
             else:
                 if answered.events and self.spec.outbound is not no_dispatch:
-                    await self._dispatch(answered.events)
+                    await self._dispatch(answered.events, sends)
                 return
-        await self._reply(topic, result.correlation_id, result)
+        sends.append(await self._reply(topic, result.correlation_id, result))
+
+
+def _raise_first(outcomes: list[Any]) -> None:
+    """Every task of a gather has ended: raise the first error among them, if any."""
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome

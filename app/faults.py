@@ -8,7 +8,6 @@ a lucky moment. `SHOP_FAULT` names the points and what happens there:
     kill        the process is SIGKILLed at once (no cleanup, like a power cut)
     stall:S     the point sleeps S seconds, once
     fail:S      the point raises KafkaConnectionError for S seconds (a system error)
-    drop        the message at the point is lost, once (where a message can be)
     @N          at the N-th time the point is reached (default: the first)
 
 Points on the write path (agents/command_side.py): `decided` (a batch decided
@@ -17,18 +16,19 @@ handed to the producer, the others not yet), `append-unacked` (every event of
 the batch handed to the producer, none acknowledged yet), `appended` (all
 acknowledged, not yet folded into the store nor answered), `tail-fold` (a
 command side's tail has read events another producer appended, not yet folded
-them); `dispatch` (a saga
-command is sent: `@2` is between the commands of a fan-out), `reply` (a
-command's answer is sent), `answer-here` (a saga command decided on the worker
-that sent it, its answer about to be decided there too: agents/service.py);
+them); on a saga service's batch (agents/service.py): `service-answered` (its
+commands decided and appended, nothing sent), `dispatch` (a saga command is
+about to go: `@2` is between the commands of a fan-out), `answer-here` (a saga
+command decided on the worker that sent it, its answer about to be decided
+there too), `reply` (a command's answer is about to be sent), `service-unacked`
+(its sends handed to the producer, none acknowledged), `service-sent` (all
+acknowledged, its position not stored), `service-stored` (its position stored);
 on a batched fold's path (agents/folds.py):
 `fold-batch` (a batch folded in memory, nothing sent or written), `fold-unacked`
 (its feed messages handed to the producer, not yet acknowledged), `fold-sent`
 (its feed messages and dead letters acked, its rows not written), `fold-written`
 (its rows and offsets written, before the next batch), `fold-revoke` (its
-partitions are being revoked); `handover` (faust's consumer hands a message of an
-event topic to the agents: `drop` loses it, counted as read and never handed over,
-as faust 0.15.3 can at a rebalance: app/producer.py, agents/skipped_offsets.py).
+partitions are being revoked).
 Unset, a point costs one dict lookup.
 
 One more hook makes a handler fail, to exercise retries and dead letters
@@ -53,7 +53,7 @@ from aiokafka.errors import KafkaConnectionError
 
 log = logging.getLogger(__name__)
 
-ACTIONS = ("kill", "stall", "fail", "drop")
+ACTIONS = ("kill", "stall", "fail")
 
 
 @dataclass
@@ -88,7 +88,7 @@ FAULTS = parse(os.environ.get("SHOP_FAULT", ""))
 async def reached(point: str) -> None:
     """The worker is at `point`: do what SHOP_FAULT says there, if anything."""
     fault = FAULTS.get(point)
-    if fault is None or fault.action == "drop":
+    if fault is None:
         return
     fault.hits += 1
     if fault.hits < fault.from_hit:
@@ -107,19 +107,6 @@ async def reached(point: str) -> None:
             log.warning("fault %s: failing for %.1fs", point, fault.seconds)
         if now < fault.failing_until:
             raise KafkaConnectionError(f"fault injected at {point}")
-
-
-def dropped(point: str) -> bool:
-    """A message is at `point`: True if SHOP_FAULT says to lose this one (`drop@N`: the
-    N-th message there)."""
-    fault = FAULTS.get(point)
-    if fault is None or fault.action != "drop":
-        return False
-    fault.hits += 1
-    if fault.hits != fault.from_hit:
-        return False
-    log.warning("fault %s: dropping this message", point)
-    return True
 
 
 class InjectedFailure(RuntimeError):

@@ -1,10 +1,13 @@
-"""Consumer lag of the app's consumer group, measured from Kafka's offsets.
+"""Lag of the app's readers of the log, measured from Kafka's offsets.
 
-For every partition of every topic the app's agents read: the group's committed
-offset (`AIOKafkaAdminClient.list_consumer_group_offsets`), the partition's end
-offset (a consumer without a group), and the difference. The numbers come from
-the broker, not from in-app counters, so they include partitions owned by other
-workers and messages no worker has fetched yet.
+Every reader on the engine (agents/engine.py: read models, saga services,
+analytics, dead letters) commits the positions it stored to a progress group of
+its own (`progress_group`). For every partition of every topic read: the
+slowest reader's committed offset (`AIOKafkaAdminClient.list_consumer_group_offsets`,
+one request per reader), the partition's end offset (a consumer without a
+group), and the difference. The numbers come from the broker, not from in-app
+counters, so they include partitions owned by other workers and messages no
+worker has fetched yet.
 
 This is the app's one lag reader: `/ops/lag` shows its report, `/ops/health`
 and `/ops/ready` its health, `/metrics` its gauges, and the dashboard
@@ -61,15 +64,28 @@ def partition_lag(committed: int | None, end: int, start: int = 0) -> int:
     return max(0, end - position)
 
 
+READERS: dict[str, tuple[str, ...]] = {}
+"""Progress group of every reader of this worker -> the topics it reads (each reader
+registers itself: agents/engine.py)."""
+
+
+def progress_group(reader: str) -> str:
+    """The consumer group a reader commits its stored positions to."""
+    return f"{settings.app_id}-{reader}"
+
+
 @dataclass(frozen=True)
 class PartitionLag:
     topic: str
     partition: int
     committed: int | None
-    """The group's committed offset (the next to read); None if it never committed."""
+    """The slowest reader's committed offset (the next to read); None if one never
+    committed."""
     end: int
     """The offset the next message written will get (the high watermark)."""
     lag: int
+    reader: str | None = None
+    """The reader that offset is from (the one furthest behind)."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +127,7 @@ class LagReport:
                     "committed": p.committed,
                     "end": p.end,
                     "lag": p.lag,
+                    "reader": p.reader,
                 }
                 for p in self.partitions
             ],
@@ -124,20 +141,19 @@ def compute(
     ends: Mapping[TopicPartition, int],
     starts: Mapping[TopicPartition, int] | None = None,
     measured_at: float | None = None,
+    readers: Mapping[TopicPartition, str] | None = None,
 ) -> LagReport:
     """The report for `partitions` (sorted by topic, partition) from raw offsets."""
     starts = starts or {}
+    readers = readers or {}
     rows = []
     for tp in sorted(set(partitions), key=lambda tp: (tp.topic, tp.partition)):
         offset = committed.get(tp)
         if offset is not None and offset < 0:
             offset = None
         end = ends.get(tp, 0)
-        rows.append(
-            PartitionLag(
-                tp.topic, tp.partition, offset, end, partition_lag(offset, end, starts.get(tp, 0))
-            )
-        )
+        lag = partition_lag(offset, end, starts.get(tp, 0))
+        rows.append(PartitionLag(tp.topic, tp.partition, offset, end, lag, readers.get(tp)))
     return LagReport(group, rows, time.time() if measured_at is None else measured_at)
 
 
@@ -198,19 +214,38 @@ class KafkaLagReader:
                     counts[described["topic"]] = len(described["partitions"])
         return [TopicPartition(name, p) for name, count in counts.items() for p in range(count)]
 
-    async def read(self, topics: Mapping[str, int | None]) -> LagReport:
+    async def read(
+        self, topics: Mapping[str, int | None], readers: Mapping[str, Iterable[str]]
+    ) -> LagReport:
+        """`readers`: progress group -> the topics it reads. Per partition, the slowest
+        reader's commit (one that never committed counts as at the log's start)."""
         admin, consumer = await self._clients()
         partitions = await self.partitions(topics)
-        offsets = await admin.list_consumer_group_offsets(self.group)
-        committed: dict[TopicPartition, int | None] = {
-            tp: meta.offset for tp, meta in offsets.items() if tp.topic in topics
-        }
+        groups = list(readers)
+        listed = await asyncio.gather(*(admin.list_consumer_group_offsets(g) for g in groups))
+        committed: dict[TopicPartition, int | None] = {}
+        slowest: dict[TopicPartition, str] = {}
+        for group, offsets in zip(groups, listed, strict=True):
+            for tp in partitions:
+                if tp.topic not in readers[group]:
+                    continue
+                meta = offsets.get(tp)
+                offset = None if meta is None or meta.offset < 0 else meta.offset
+                if tp not in slowest or _behind(offset, committed[tp]):
+                    committed[tp], slowest[tp] = offset, group.removeprefix(f"{self.group}-")
         ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
         fresh = [tp for tp in partitions if _uncommitted(committed.get(tp))]
         starts: dict[TopicPartition, int] = {}
         if fresh:
             starts = await consumer.beginning_offsets(fresh)
-        return compute(self.group, partitions, committed, ends, starts)
+        return compute(self.group, partitions, committed, ends, starts, readers=slowest)
+
+
+def _behind(offset: int | None, than: int | None) -> bool:
+    """Whether a reader at `offset` is behind one at `than` (None: never committed)."""
+    if than is None:
+        return False
+    return offset is None or offset < than
 
 
 def _uncommitted(offset: int | None) -> bool:
@@ -338,10 +373,8 @@ class LagUnavailable(Exception):
 
 
 def input_topics() -> dict[str, int | None]:
-    """Every topic an agent of this app reads -> its partition count (None if not declared)."""
-    names: set[str] = set()
-    for agent in app.agents.values():
-        names.update(getattr(agent.channel, "topics", ()) or ())
+    """Every topic a reader of this app reads -> its partition count (None if not declared)."""
+    names = {name for topics in READERS.values() for name in topics}
     return {name: CATALOG[name][0] if name in CATALOG else None for name in sorted(names)}
 
 
@@ -349,7 +382,7 @@ reader = KafkaLagReader(settings.app_id, client_options())
 
 
 async def _measure_app() -> LagReport:
-    return await reader.read(input_topics())
+    return await reader.read(input_topics(), READERS)
 
 
 lag_monitor = LagMonitor(_measure_app, settings.lag_degraded_threshold)
@@ -367,5 +400,5 @@ app.service(LagReaderService())  # type: ignore[arg-type]
 
 @app.timer(LAG_CHECK_INTERVAL)
 async def check_lag() -> None:
-    """Alert (log) when the group's lag crosses the threshold."""
+    """Alert (log) when the readers' lag crosses the threshold."""
     await lag_monitor.check()

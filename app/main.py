@@ -10,7 +10,7 @@ from pathlib import Path
 import faust
 from faust.types import TransportT
 
-from app.producer import ShopConsumer, ShopProducer
+from app.producer import ShopProducer
 from app.settings import settings
 
 
@@ -41,8 +41,6 @@ class ShopApp(faust.App):
     def _new_transport(self) -> TransportT:
         transport = super()._new_transport()
         transport.Producer = ShopProducer  # type: ignore[misc]
-        if settings.service_fetch_wait_ms:  # else faust's own consumer, as it is
-            transport.Consumer = ShopConsumer  # type: ignore[misc]
         return transport
 
     declarations: list[Callable[[], Awaitable[None]]]

@@ -132,10 +132,6 @@ class Settings:
     """Commands a worker waits on at once; past it a POST is refused at once (503)."""
     command_max_batch: int = field(default_factory=lambda: _int("COMMAND_MAX_BATCH", 500))
     """Most commands a partition's writer decides and appends together."""
-    service_max_unanswered: int = field(
-        default_factory=lambda: _int("SERVICE_MAX_UNANSWERED", 1000)
-    )
-    """Messages a service's agent has queued whose commands are not answered yet."""
     saga_max_open_orders: int = field(default_factory=lambda: _int("SAGA_MAX_OPEN_ORDERS", 24))
     """Orders under way in the saga on a worker's partitions; past it POST /orders is 503."""
     saga_local_dispatch: bool = field(default_factory=lambda: _flag("SAGA_LOCAL_DISPATCH", True))
@@ -144,14 +140,9 @@ class Settings:
     fold_max_batch: int = field(default_factory=lambda: _int("FOLD_MAX_BATCH", 5000))
     """Most records a batched fold takes in one getmany (one write per partition)."""
     service_fetch_wait_ms: int = field(default_factory=lambda: _int("SERVICE_FETCH_WAIT_MS", 10))
-    """Longest the broker holds a fetch of the services' inputs to fill it (faust's
-    consumer; app/producer.py): 0 answers at the first record, as faust does, and under
-    load sends a fetch request per record or two; each saga step may wait up to this."""
-    service_quiet_check_seconds: float = field(
-        default_factory=lambda: _float("SERVICE_QUIET_CHECK_SECONDS", 2.0)
-    )
-    """How often each idle service agent's partitions are checked against their log ends,
-    for a message faust lost with nothing after it (agents/skipped_offsets.py)."""
+    """Longest the broker holds a fetch of a saga service's inputs to fill it
+    (agents/engine.py): 0 answers at the first record, and under load sends a fetch
+    request per record or two; each saga step may wait up to this."""
     fold_follow_wait_ms: int = field(default_factory=lambda: _int("FOLD_FOLLOW_WAIT_MS", 100))
     """Longest the broker holds a read model's fetch to fill it: each fold fetches at most
     1000/this times a second, and trails the log by up to this much (none of them is on
@@ -200,9 +191,6 @@ class Settings:
         _bounded("KAFKA_LINGER_MS", self.linger_ms, 1_000)
         _bounded("SERVICE_FETCH_WAIT_MS", self.service_fetch_wait_ms, 1_000)
         _bounded("FOLD_FOLLOW_WAIT_MS", self.fold_follow_wait_ms, 10_000)
-        if not self.service_quiet_check_seconds > 0:
-            quiet = self.service_quiet_check_seconds
-            raise SystemExit(f"SERVICE_QUIET_CHECK_SECONDS must be above 0, got {quiet}")
         if not 1 <= self.min_insync_replicas <= self.replication_factor:
             raise SystemExit(
                 f"SHOP_MIN_INSYNC_REPLICAS must be between 1 and SHOP_REPLICATION_FACTOR "

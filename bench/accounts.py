@@ -9,7 +9,7 @@ on the shared broker, one real `faust worker` subprocess):
 1. projection: with the worker ready, produce N valid account events (opened,
    then deposits and withdrawals that keep every balance >= 0), and time from
    the first send until the projection has reported the end offsets of
-   `<prefix>accounts.events` to its progress group `<id>-folds` (measured
+   `<prefix>accounts.events` to its progress group `<id>-accounts-projection` (measured
    from Kafka, outside the app);
    then check every account's read model over HTTP (final version and balance);
 2. the ceiling: a plain aiokafka consumer (no group, all partitions assigned,
@@ -235,7 +235,9 @@ async def projection(
 
     async def committed() -> int:
         # the projection reports its stored offsets to this group (agents/folds.py)
-        offsets = await admin.list_consumer_group_offsets(f"{system.id}-folds", partitions=tps)
+        offsets = await admin.list_consumer_group_offsets(
+            f"{system.id}-accounts-projection", partitions=tps
+        )
         return sum(max(meta.offset, 0) for tp, meta in offsets.items() if tp.topic == topic)
 
     try:

@@ -3,7 +3,7 @@
 The worker starts on an empty data dir after the N events are on the topic, so
 what it does is exactly a rebuild from the log: every partition store folds from
 offset 0. Timed from its first progress report to the last (as the peers are
-timed from first record to last), read from Kafka (the `<id>-folds` group), and
+timed from first record to last), read from Kafka (the `<id>-accounts-projection` group), and
 then checked over HTTP for a sample of accounts. Also measured: the worker's CPU
 per event and its resident memory once caught up.
 """
@@ -76,7 +76,7 @@ async def refold(
     shutil.rmtree(worker.datadir, ignore_errors=True)
     admin = AIOKafkaAdminClient(bootstrap_servers=system.bootstrap)
     await admin.start()
-    group = f"{system.id}-folds"
+    group = f"{system.id}-accounts-projection"
     try:
         started = time.perf_counter()
         worker.start()

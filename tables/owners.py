@@ -1,10 +1,13 @@
-"""Who decides a key: the table every request that must reach an aggregate's owner routes by.
+"""Who owns a partition: the table whose assignment every reader of the log follows.
 
-Never written. Every topic has the same partition count and every worker
-subscribes to all of them, so faust assigns partition p of every topic to one
-worker: the owner of this table's partition p is the worker that decides the
-commands of the aggregates in p and folds their read models. faust's
-`table_route` needs a table to look that owner up; this is it.
+Never written. Every topic of the system has the same partition count, so faust
+assigns partition p of all of them to one worker, and with it this table's
+partition p: the owner of p decides the commands of the aggregates in p, runs
+every reader of p (read models, command-side tails, saga services) and serves
+its reads. faust's `table_route` needs a table to look that owner up; this is
+it. Its changelog is the only data topic faust's own consumer subscribes to
+(besides rebuild requests): the records themselves are read by the engine
+(agents/engine.py), which follows this table's active partitions.
 """
 
 from __future__ import annotations
@@ -21,3 +24,17 @@ owners: Any = app.Table(
     key_type=bytes,
     help="Routing only: partition p's owner decides and folds the keys in p.",
 )
+
+
+def owned_partitions() -> set[int]:
+    """The partitions this worker owns now (the owners table's active partitions;
+    its standby partitions are not among them)."""
+    topic = owners.changelog_topic.get_topic_name()
+    return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic}
+
+
+def partitions_in(tps: set[Any]) -> set[int]:
+    """The owners table's partitions among `tps` (a revocation's, say): the partitions
+    whose readers and writers they concern."""
+    topic = owners.changelog_topic.get_topic_name()
+    return {tp.partition for tp in tps if tp.topic == topic}

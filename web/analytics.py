@@ -32,7 +32,7 @@ from faust.web import Request, Response, View
 from yarl import URL
 
 from agents.analytics import analytics_windows
-from agents.folds import key_in_partition
+from agents.engine import key_in_partition
 from app.lag import lag_monitor
 from app.main import app
 from app.readiness import RECOVERING, serves_reads
@@ -182,7 +182,7 @@ async def local_snapshot() -> dict[str, Any]:
     (`app.lag.lag_monitor`, the measurement `/ops/lag` shows, from the same cache):
     its total and its lag per topic, topic names without the prefix. The batched
     folds' own progress is not in it: `/ops/lag`'s `folds` and `/ops/health`'s
-    `fold_lag` report that, per worker."""
+    `reader_lag` report that, per worker."""
     now = _now_ms()
     live, main = label(t.config.live_window), label(t.config.window)
     store = figures()

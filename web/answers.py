@@ -145,7 +145,8 @@ class Health(BaseModel):
     lag: dict[str, Any]
     stalled: list[dict[str, Any]]
     """Agents held on a system error."""
-    fold_lag: int
+    reader_lag: int
+    """Records this worker's readers have not read yet, summed (each reader's own)."""
 
 
 class LagReport(BaseModel):
@@ -154,7 +155,7 @@ class LagReport(BaseModel):
     total: int
     threshold: int
     degraded: bool
-    folds: dict[str, list[dict[str, Any]]]
+    readers: dict[str, list[dict[str, Any]]]
 
 
 class WindowSummary(BaseModel):

@@ -8,7 +8,7 @@ from typing import Any
 
 from faust.web import Request, Response, View
 
-from agents.folds import key_in_partition
+from agents.engine import key_in_partition
 from agents.redrives import dead_letter_book, redrive
 from app.main import app
 from models.dead_letters import DeadLetter

@@ -5,7 +5,7 @@
   not) and takes commands (what start-up scripts and tests wait for); 503 before.
 - `GET /ops/health`: always 200 while the worker answers; `status` is `starting`,
   `ok`, or `degraded` (total consumer lag, or the batched folds' lag on this
-  worker (`fold_lag`), above LAG_DEGRADED_THRESHOLD, or lag not measurable, or
+  worker (`reader_lag`), above LAG_DEGRADED_THRESHOLD, or lag not measurable, or
   an agent held on a system error: `stalled`), with the lag's total and
   threshold and the stalled agents.
 - `GET /ops/ready`: the readiness probe: 200 when `/ops/health` says ok, else 503.
@@ -24,7 +24,7 @@ from typing import Any
 from faust.web import Request, Response, View
 
 from agents.command_side import SIDES
-from agents.folds import FOLDS
+from agents.engine import READERS
 from app import metrics
 from app.command_bus import command_bus
 from app.lag import LagUnavailable, lag_monitor
@@ -42,7 +42,7 @@ def readiness() -> dict[str, object]:
     recovering = not serves_reads(app)
     actives = sorted(f"{tp.topic}:{tp.partition}" for tp in app.assignor.assigned_actives())
     behind = {name: side.catching_up() for name, side in SIDES.items()}
-    behind.update((name, fold.catching_up()) for name, fold in FOLDS.items())
+    behind.update((name, reader.catching_up()) for name, reader in READERS.items())
     catching_up = {name: partitions for name, partitions in behind.items() if partitions}
     ready = not recovering and bool(actives) and command_bus.reply_topic != "" and not catching_up
     return {
@@ -60,10 +60,10 @@ async def health() -> dict[str, Any]:
     lag = await lag_monitor.health()
     body["lag"] = lag.as_dict()
     body["stalled"] = stalls.current()
-    body["fold_lag"] = fold_lag = sum(
-        row["lag"] or 0 for runner in FOLDS.values() for row in runner.progress()
+    body["reader_lag"] = reader_lag = sum(
+        row["lag"] or 0 for reader in READERS.values() for row in reader.progress()
     )
-    behind = fold_lag > lag_monitor.threshold
+    behind = reader_lag > lag_monitor.threshold
     if body["status"] == "ok" and (lag.degraded or body["stalled"] or behind):
         body["status"] = "degraded"
     return body
@@ -122,13 +122,17 @@ class ReadyView(View):
 
 @app.page("/ops/lag")
 class LagView(View):
-    """The consumer group's lag per topic partition, measured from Kafka's offsets."""
+    """The readers' lag per topic partition, measured from Kafka's offsets."""
 
     @operation(
         "Consumer lag",
         tag="operations",
         answers=(
-            Answer(200, "Per topic partition, and each fold's on this worker.", LagReport),
+            Answer(
+                200,
+                "Per topic partition (its slowest reader), and each reader's on this worker.",
+                LagReport,
+            ),
             Answer(
                 503,
                 "`lag_unavailable`: Kafka did not answer.",
@@ -149,7 +153,7 @@ class LagView(View):
         body = report.as_dict()
         body["threshold"] = lag_monitor.threshold
         body["degraded"] = body["total"] > lag_monitor.threshold
-        body["folds"] = {name: runner.progress() for name, runner in FOLDS.items()}
+        body["readers"] = {name: reader.progress() for name, reader in READERS.items()}
         return self.json(body)
 
 

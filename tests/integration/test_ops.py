@@ -21,6 +21,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from bench.accounts import make_events, produce
+from domain.topology import SERVICES
 from models.envelope import CommandEnvelope
 from tests.system import System, Worker
 
@@ -131,8 +132,8 @@ def test_lag_lists_every_input_partition(ops_system: System, api: httpx.Client) 
         assert row["lag"] >= 0 and row["end"] >= 0
         assert row["committed"] is None or row["committed"] >= 0
     assert body["total"] == sum(p["lag"] for p in body["partitions"])
-    # the batched folds report their own place: every partition of their topics
-    assert set(body["folds"]) == {
+    # every reader on the engine reports its own place: every partition of its topics
+    assert set(body["readers"]) == {
         "accounts-projection",
         "stock-projection",
         "orders-projection",
@@ -142,14 +143,16 @@ def test_lag_lists_every_input_partition(ops_system: System, api: httpx.Client) 
         "analytics-facts",
         "analytics",
         "dead-letters",
+        *(f"{service}-service" for service in SERVICES),
     }
-    timeline = body["folds"]["orders-timeline"]
+    assert {p["reader"] for p in body["partitions"]} <= set(body["readers"])
+    timeline = body["readers"]["orders-timeline"]
     assert len(timeline) == 4 * PARTITIONS  # four topics, every partition
     # a fold of a one-partition topic: that partition alone
     for single, topic in (("analytics", "analytics.facts"), ("dead-letters", "deadletters")):
-        rows = body["folds"][single]
+        rows = body["readers"][single]
         assert [(r["topic"], r["partition"]) for r in rows] == [(ops_system.topic(topic), 0)]
-    for row in (r for rows in body["folds"].values() for r in rows):
+    for row in (r for rows in body["readers"].values() for r in rows):
         assert row["offset"] >= 0 and (row["lag"] is None or row["lag"] >= 0), row
 
 
@@ -265,18 +268,20 @@ def test_health_degrades_while_a_fold_is_behind_its_log(
         work = make_events(400, 40, uuid.uuid4().hex[:6])
         asyncio.run(produce(system.bootstrap, system.topic("accounts.events"), work.records))
 
-        degraded = wait_for(
+        wait_for(
             lambda: api.get("/ops/health").json(),
-            lambda b: b["status"] == "degraded" and b["fold_lag"] > THRESHOLD,
+            lambda b: b["status"] == "degraded" and b["reader_lag"] > THRESHOLD,
             30,
             "degraded by the fold's lag",
         )
-        assert degraded["lag"]["degraded"] is False  # the consumer group is not behind
-        folds = api.get("/ops/lag").json()["folds"]["accounts-projection"]
+        report = api.get("/ops/lag").json()
+        folds = report["readers"]["accounts-projection"]
         assert sum(row["lag"] or 0 for row in folds) > THRESHOLD
+        behind = {p["reader"] for p in report["partitions"] if p["lag"]}
+        assert "accounts-projection" in behind  # the one notion of lag names the reader
         wait_for(
             lambda: api.get("/ops/health").json(),
-            lambda b: b["status"] == "ok" and b["fold_lag"] == 0,
+            lambda b: b["status"] == "ok" and b["reader_lag"] == 0,
             60,
             "caught up",
         )

@@ -48,13 +48,6 @@ def test_a_fail_fault_raises_a_system_error_from_its_hit_on_for_its_seconds(
     assert asyncio.run(run()) == [False, True, True, False]
 
 
-def test_a_drop_fault_loses_only_the_message_of_its_hit(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(faults, "FAULTS", faults.parse("handover:drop@2"))
-    assert [faults.dropped("handover") for _ in range(4)] == [False, True, False, False]
-    assert not faults.dropped("appended")  # another point loses nothing
-    asyncio.run(faults.reached("handover"))  # a drop point neither stalls nor raises
-
-
 def test_an_agent_is_stalled_from_its_first_system_error_until_it_succeeds() -> None:
     registry = Stalls()
     registry.failed("payments-service", KafkaConnectionError("broker down"))

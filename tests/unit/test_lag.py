@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
 
 from app.lag import (
+    KafkaLagReader,
     LagMonitor,
     LagReport,
     LagUnavailable,
@@ -60,7 +62,7 @@ def test_report_per_partition_per_topic_and_total() -> None:
     body = report.as_dict()
     assert body["group"] == "g" and body["total"] == 7 and body["measured_at"] == 123.0
     assert body["partitions"][1] == {
-        "topic": "a", "partition": 1, "committed": None, "end": 4, "lag": 3,
+        "topic": "a", "partition": 1, "committed": None, "end": 4, "lag": 3, "reader": None,
     }  # fmt: skip
 
 
@@ -136,3 +138,42 @@ async def test_health_when_lag_cannot_be_measured() -> None:
     assert "broker unreachable" in (health.error or "")
     with pytest.raises(LagUnavailable):
         await monitor.report()
+
+
+class Offsets:
+    def __init__(self, offset: int) -> None:
+        self.offset = offset
+
+
+class Admin:
+    """Two readers' progress groups: `fold` at 8 on t[0], `service` at 5 on t[0] and 2 on u[0];
+    a third that never committed on u[0]."""
+
+    async def list_consumer_group_offsets(self, group: str) -> dict[Any, Offsets]:
+        return {
+            "app-fold": {TopicPartition("t", 0): Offsets(8)},
+            "app-service": {TopicPartition("t", 0): Offsets(5), TopicPartition("u", 0): Offsets(2)},
+            "app-idle": {},
+        }[group]
+
+
+class Ends:
+    async def end_offsets(self, tps: list[Any]) -> dict[Any, int]:
+        return {tp: 10 for tp in tps}
+
+    async def beginning_offsets(self, tps: list[Any]) -> dict[Any, int]:
+        return {tp: 0 for tp in tps}
+
+
+async def test_each_partition_reports_its_slowest_reader(monkeypatch: pytest.MonkeyPatch) -> None:
+    reader = KafkaLagReader("app", {})
+
+    async def clients() -> tuple[Any, Any]:
+        return Admin(), Ends()
+
+    monkeypatch.setattr(reader, "_clients", clients)
+    readers = {"app-fold": ("t",), "app-service": ("t", "u"), "app-idle": ("u",)}
+    report = await reader.read({"t": 1, "u": 1}, readers)
+    rows = {(p.topic, p.reader): (p.committed, p.lag) for p in report.partitions}
+    # t: the service (5) is behind the fold (8); u: the idle reader never committed
+    assert rows == {("t", "service"): (5, 5), ("u", "idle"): (None, 10)}

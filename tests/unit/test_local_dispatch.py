@@ -46,8 +46,11 @@ class Topic:
     def __init__(self) -> None:
         self.sent: list[bytes] = []
 
-    async def send(self, key: str, value: bytes) -> None:
+    async def send(self, key: str, value: bytes) -> asyncio.Future[None]:
         self.sent.append(value)
+        acked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        acked.set_result(None)
+        return acked
 
 
 @pytest.fixture
@@ -77,7 +80,7 @@ async def test_a_command_for_a_partition_decided_here_is_decided_here_and_answer
     accounts_topic: Topic,
 ) -> None:
     payments, payments_side, accounts_side = wire(accounts_owned=True)
-    await payments._dispatch(payment_requested())
+    await payments._dispatch(payment_requested(), [])
     assert [c.command_type for c in accounts_side.decided] == ["WithdrawMoney"]
     assert [c.command_type for c in payments_side.decided] == ["RecordCapture"]
     assert accounts_topic.sent == []  # no command record, no answer record
@@ -87,7 +90,7 @@ async def test_a_command_for_a_partition_decided_elsewhere_goes_on_its_topic(
     accounts_topic: Topic,
 ) -> None:
     payments, payments_side, accounts_side = wire(accounts_owned=False)
-    await payments._dispatch(payment_requested())
+    await payments._dispatch(payment_requested(), [])
     assert accounts_side.decided == [] and payments_side.decided == []
     (sent,) = accounts_topic.sent
     command = CommandEnvelope.model_validate_json(sent)
@@ -100,6 +103,6 @@ async def test_with_local_dispatch_off_every_command_goes_through_kafka(
 ) -> None:
     monkeypatch.setattr(services, "settings", replace(settings, saga_local_dispatch=False))
     payments, payments_side, accounts_side = wire(accounts_owned=True)
-    await payments._dispatch(payment_requested())
+    await payments._dispatch(payment_requested(), [])
     assert accounts_side.decided == [] and payments_side.decided == []
     assert len(accounts_topic.sent) == 1
