@@ -6,13 +6,19 @@ a batch decided but not appended (`decided`), half a batch handed to the
 producer (`append-mid-batch`), a batch handed over but not acknowledged
 (`append-unacked`), acknowledged but neither folded nor answered (`appended`),
 between the commands of a fan-out (`dispatch@2`), with a saga command decided on
-this worker and its answer not yet taken here (`answer-here`). It restarts on its own data
+this worker and its answer not yet taken here (`answer-here`); and at each point
+of a saga service's batch on the engine (agents/service.py): its commands decided
+and appended, nothing sent (`service-answered`), its sends handed over and not
+acknowledged (`service-unacked`), acknowledged and its position not stored
+(`service-sent`), its position stored (`service-stored`). It restarts on its own data
 dir or on an empty one. Then, read straight from Kafka: every aggregate's
 versions are 1..n, no event is there twice, each read model and the command
 side equal the fold of the log, money and stock are conserved, no order is
 charged twice, every order is final.
 
-The suite runs one cell (a minute each); `make kill-matrix` runs all twelve KILL_RUNS times.
+The suite runs two cells (a minute each: the write path's and the engine's point where
+a batch's outputs are out and its position is not stored); `make kill-matrix` runs all
+twenty KILL_RUNS times.
 """
 
 from __future__ import annotations
@@ -36,10 +42,22 @@ from tests.system import FAILOVER_SESSION_TIMEOUT, System, Worker
 
 pytestmark = pytest.mark.integration
 
-POINTS = ["decided", "append-mid-batch", "append-unacked", "appended", "dispatch@2", "answer-here"]
+POINTS = [
+    "decided",
+    "append-mid-batch",
+    "append-unacked",
+    "appended",
+    "dispatch@2",
+    "answer-here",
+    "service-answered",
+    "service-unacked",
+    "service-sent",
+    "service-stored",
+]
 RESTARTS = ["own-data", "empty-data"]
 RUNS = int(os.environ.get("KILL_RUNS", "0"))
-CELLS = [(p, r) for p in POINTS for r in RESTARTS] if RUNS else [("appended", "empty-data")]
+SUITE = [("appended", "empty-data"), ("service-sent", "empty-data")]
+CELLS = [(p, r) for p in POINTS for r in RESTARTS] if RUNS else SUITE
 BUYERS = [f"km-buyer-{n}" for n in range(6)]
 SKUS = [f"KM-{n}" for n in range(4)]
 MONEY = Decimal("1000.00")
