@@ -1,31 +1,30 @@
 """A service of the saga: one aggregate type, the facts it reacts to, the commands it sends.
 
-A service is a reader on the engine (agents/engine.py) of all its inputs (its
-own command topic, the event topics it reacts to, the answers to its commands),
-partition by partition. One partition's batch:
+Its inputs are its own command topic, the event topics it reacts to and the
+answers to its commands; the saga's reader on the engine (agents/services.py)
+reads every service's inputs of a partition as one batch. For each record a
+service says what command it means (`command`: a client's or another service's
+command as it is, a fact by its inbound policy, an answer by its answer policy);
+the batch's commands are decided at the services' command sides together; then
+each answered command's follow-ups are sent (`finish`):
 
-1. each record becomes a command (a client's or another service's command as it
-   is, a fact by the service's inbound policy, an answer by its answer policy);
-   a record that cannot be read is dead-lettered and the batch goes on;
-2. the commands are queued at the command side together, so its writer decides
-   them in one batch and appends their events in one go (agents/command_side.py);
-3. once every command is answered, the answers go to the reply topics they name
-   and the events are turned into commands for other services (outbound policy):
-   a command for a partition this worker decides is decided here, and its answer
-   taken here too (no command or answer record, no hop); any other is sent on its
-   target's command topic, keyed by its aggregate; every send is awaited together;
-4. only then is the batch's position stored (its own partition store).
+1. the answer goes to the reply topic it names, if any;
+2. its events are turned into commands for other services (outbound policy): a
+   command for a partition this worker decides is decided here, and its answer
+   taken here too (no command or answer record, no hop); any other is sent on
+   its target's command topic, keyed by its aggregate.
 
-A crash anywhere before step 4 reads the batch again: its commands have the same
-ids, so they are answered from the log (appending nothing), and steps 3's sends
-are repeated, which every receiver applies once.
+Sends are collected, not awaited one by one: the batch awaits them together and
+only then stores its position. A crash before that reads the batch again: its
+commands have the same ids, so they are answered from the log (appending
+nothing), and the sends are repeated, which every receiver applies once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
@@ -33,7 +32,6 @@ from faust.types import TopicT
 
 from agents.command_side import CommandSide
 from agents.dead_letters import SYSTEM, GaveUp, attempted, bury
-from agents.engine import Reader
 from app import faults
 from app.main import app
 from app.settings import settings
@@ -42,10 +40,11 @@ from domain.saga import Dispatch, fact_of
 from domain.topology import Answer, Inbound, ServiceSpec, answer_topic, command_topic, no_dispatch
 from models.envelope import CommandEnvelope, CommandResult, EventEnvelope
 from models.upcasting import decode_event
-from tables.partition_store import PartitionStore
 
 log = logging.getLogger(__name__)
 
+Hold = Callable[[], Awaitable[bool]]
+"""Waits before a dead letter's send is tried again; False when the partition moved."""
 Sends = list[Awaitable[Any]]
 """A batch's records handed to the producer, awaited together before its position is stored."""
 
@@ -53,22 +52,15 @@ HERE: dict[str, Service] = {}
 """This worker's services by name: a command for one of them may be decided here."""
 
 
-class Service(Reader):
-    """One service of the topology (domain/topology.py) on this worker."""
+class Service:
+    """One service of the topology (domain/topology.py) on this worker: what its inputs
+    mean as commands, and what their answers call for."""
 
-    kind = "services"
-
-    def __init__(self, spec: ServiceSpec, side: CommandSide, **kwargs: Any) -> None:
-        super().__init__(
-            f"{spec.name}-service",
-            spec.inputs,
-            resumes_from_progress=True,
-            max_batch=settings.command_max_batch,
-            fetch_wait_ms=settings.service_fetch_wait_ms,
-            **kwargs,
-        )
+    def __init__(self, spec: ServiceSpec, side: CommandSide) -> None:
         self.spec = spec
         self.side = side
+        self.name = f"{spec.name}-service"
+        """Names it in dead letters and fault hooks (SHOP_FAIL_FIRST)."""
         self._commands = {settings.topic(spec.commands)} if spec.commands else set()
         self._reacts_to: dict[str, Inbound] = {
             settings.topic(topic): policy for topic, policy in spec.reacts_to.items()
@@ -76,36 +68,15 @@ class Service(Reader):
         self._answers: tuple[str, Answer] | None = None
         if spec.answers is not None:
             self._answers = (settings.topic(spec.answers[0]), spec.answers[1])
+        self.inputs = tuple(settings.topic(topic) for topic in spec.inputs)
         self._reply_topics: dict[str, TopicT] = {}
         HERE[spec.name] = self
 
-    async def handle(self, partition: int, store: PartitionStore, records: list[Any]) -> None:
-        taken: list[tuple[Any, CommandEnvelope]] = []
-        for record in records:
-            ok, command = await attempted(
-                self.name, record, partial(self._command, record), self.hold
-            )
-            if ok and command is not None:
-                taken.append((record, command))
-        answers = [self.side.submit(command) for _, command in taken]  # one decide
-        results = await asyncio.gather(*answers, return_exceptions=True)
-        _raise_first(results)
-        await faults.reached("service-answered")
-        sends: Sends = []
-        finished = await asyncio.gather(
-            *(
-                self._finish(record, command, result, sends)
-                for (record, command), result in zip(taken, results, strict=True)
-            ),
-            return_exceptions=True,
-        )
-        _raise_first(finished)
-        if sends:
-            await faults.reached("service-unacked")
-            await asyncio.gather(*sends)
-            await faults.reached("service-sent")
-        store.write({}, {r.topic: r.offset + 1 for r in records})
-        await faults.reached("service-stored")
+    async def command(self, record: Any, hold: Hold) -> CommandEnvelope | None:
+        """The command a record means; None if the policy ignores it, or the record was
+        dead-lettered (it could not be read)."""
+        ok, command = await attempted(self.name, record, partial(self._command, record), hold)
+        return command if ok else None
 
     def _command(self, record: Any) -> CommandEnvelope | None:
         """The command a record means (None: the policy ignores it)."""
@@ -116,8 +87,8 @@ class Service(Reader):
             return self._answers[1](CommandResult.model_validate_json(raw or b""))
         return self._reacts_to[topic](fact_of(decode_event(raw or b"")))
 
-    async def _finish(
-        self, record: Any, command: CommandEnvelope, result: Any, sends: Sends
+    async def finish(
+        self, record: Any, command: CommandEnvelope, result: Any, sends: Sends, hold: Hold
     ) -> None:
         """Reply and dispatch what an answered command calls for; a policy that fails on
         the answer (a bug) dead-letters the record that led to it."""
@@ -130,7 +101,7 @@ class Service(Reader):
         except SYSTEM:
             raise
         except Exception as error:
-            if not await bury(self.name, record, error, 1, self.hold):
+            if not await bury(self.name, record, error, 1, hold):
                 raise GaveUp(f"{self.name}: {record.topic}[{record.partition}] moved") from error
 
     async def _reply(self, reply_to: str, key: str, result: CommandResult) -> Awaitable[Any]:
@@ -151,7 +122,7 @@ class Service(Reader):
         done = await asyncio.gather(
             *(self._send(dispatch, sends) for dispatch in dispatches), return_exceptions=True
         )
-        _raise_first(done)
+        raise_first(done)
 
     async def _send(self, dispatch: Dispatch, sends: Sends) -> None:
         """Decided here when this worker decides the target's partition (and its answer
@@ -199,7 +170,7 @@ class Service(Reader):
         sends.append(await self._reply(topic, result.correlation_id, result))
 
 
-def _raise_first(outcomes: list[Any]) -> None:
+def raise_first(outcomes: list[Any]) -> None:
     """Every task of a gather has ended: raise the first error among them, if any."""
     for outcome in outcomes:
         if isinstance(outcome, BaseException):
