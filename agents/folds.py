@@ -83,7 +83,10 @@ class FoldRunner(Reader):
 
     def store_for(self, key: str) -> PartitionStore:
         """The store holding `key` (the producer's partitioner); NotHere if not open here."""
-        partition = 0 if self.single else partition_of(key.encode())
+        return self.store_at(0 if self.single else partition_of(key.encode()))
+
+    def store_at(self, partition: int) -> PartitionStore:
+        """The store of `partition`; NotHere if it is not folded here, or catching up."""
         store = self.stores.get(partition)
         if store is None or partition not in self.folding:
             raise NotHere(f"{self.fold.name} partition {partition} is not folded on this worker")

@@ -24,6 +24,4 @@ def _folded(fold: BatchFold) -> FoldRunner:
 
 # the read models, each a batched fold where the orders' commands are decided
 orders_projection = _folded(t.orders_read_model)
-orders_by_customer = _folded(t.customer_view)
-orders_by_status = _folded(t.status_view)
 orders_timeline = _folded(t.Timeline())

@@ -29,7 +29,7 @@ from mode.utils.times import want_seconds
 from app.kafka_clients import client_options
 from app.main import app
 from app.settings import settings
-from app.topics import CATALOG, COMPACTED
+from app.topics import CATALOG
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +49,6 @@ class TopicSpec:
 
 
 def _cleanup(retention: int) -> dict[str, str]:
-    if retention == COMPACTED:  # a view's changelog: the latest message per key, forever
-        return {"cleanup.policy": "compact"}
     return {"retention.ms": str(retention), "cleanup.policy": "delete"}
 
 

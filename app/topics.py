@@ -1,9 +1,7 @@
 """Every topic of the system, created in one place with partitions and retention.
 
 Event topics are the event store: kept forever (retention -1). Command topics
-are transport: a week is plenty. The order views' feeds are those views'
-changelogs: compacted, so they hold the latest row per key for good. All values
-are raw bytes; models/ decodes.
+are transport: a week is plenty. All values are raw bytes; models/ decodes.
 """
 
 from __future__ import annotations
@@ -18,14 +16,12 @@ from models.rebuilds import REQUESTS_TOPIC as REBUILD_REQUESTS
 
 FOREVER = -1
 WEEK_MS = 7 * 24 * 3600 * 1000
-COMPACTED = -2
-"""Not a retention: cleanup.policy=compact (app.provisioning)."""
 
 
 TOPICS: dict[str, TopicT] = {}
 """Every topic by its logical name (without the namespace prefix)."""
 CATALOG: dict[str, tuple[int, int]] = {}
-"""Every topic name -> (partitions, retention in ms or COMPACTED); created at start by
+"""Every topic name -> (partitions, retention in ms); created at start by
 app.provisioning."""
 
 
@@ -62,11 +58,6 @@ for _name in ANSWER_TOPICS:
 account_commands = TOPICS["accounts.commands"]
 order_commands = TOPICS["orders.commands"]
 stock_commands = TOPICS["inventory.commands"]
-
-# the read side's repartitioning: order summaries keyed "customer/order" and
-# "status/order", partitioned by customer and by status (tables/orders.py)
-orders_by_customer_feed = _topic("orders.by-customer", COMPACTED)
-orders_by_status_feed = _topic("orders.by-status", COMPACTED)
 
 # what could not be processed, kept until re-driven; one partition, so one owner lists them
 dead_letter_topic = _topic("deadletters", FOREVER, partitions=1)

@@ -1,14 +1,14 @@
-"""Order read models: by id, by customer, by status, and each order's saga timeline.
+"""Order read models: by id with its indexes by customer and by status, and the timeline.
 
-All four are batched folds into partition stores (agents/folds.py). By id and
-the timeline are keyed by order, like every saga topic. The customer and status
-views are keyed by customer and by status, so the order fold feeds them through
-repartition topics (`orders.by-customer`, `orders.by-status`; sent and acked
-before its offset is stored) and their rows live in the partition of that key:
-`customer/order` and `status/order`, read in key order by prefix. Each feed
-message is a row of its view under the row's key, so the compacted feed is the
-view's changelog (a store refolds from it). A feed message sent twice (a batch
-folded again after a crash) changes nothing: each view keeps the newest version.
+All are batched folds into partition stores (agents/folds.py), keyed by order
+like every saga topic. The order fold keeps, beside each order's state, two
+indexes of the orders of ITS partition, written in the same RocksDB write as the
+state: `x/c/<customer>/<order>` and `x/s/<status>/<order>`, each the order's
+summary. A status change deletes the old status's row in that same write, so no
+crash can leave an order listed twice, and a batch folded again writes the same
+rows. A customer's orders, or the orders in a status, are read from every
+partition's index and merged by order id (web/partitions.py): a read asks each
+owner once, and no record is written for an index.
 """
 
 from __future__ import annotations
@@ -18,13 +18,11 @@ from collections.abc import Iterator, Sequence
 from itertools import islice
 from typing import Any
 
-from app.settings import settings
 from domain.orders import ORDERS
 from models.envelope import EventEnvelope
 from models.orders import Order
 from models.upcasting import decode_event
-from tables.partition_store import PartitionStore
-from tables.read_models import Folded, LogRecord, Output, Stored
+from tables.read_models import Folded, LogRecord, Stored
 from tables.state_fold import StateFold
 
 SERVICE_OF = {
@@ -49,28 +47,24 @@ def summary(order: Order) -> dict[str, Any]:
     }
 
 
-BY_CUSTOMER = settings.topic("orders.by-customer")
-BY_STATUS = settings.topic("orders.by-status")
+CUSTOMER_INDEX = b"x/c/"
+STATUS_INDEX = b"x/s/"
 
 
-def feeds(previous: Order | None, order: Order) -> list[Output]:
-    """What one order change sends to the per-customer and per-status views: each
-    message is the view's row (or a tombstone) under the row's own key, partitioned
-    by the view's key, so the compacted feed is the view's changelog."""
+def index_rows(previous: Order | None, order: Order) -> dict[bytes, bytes | None]:
+    """What one order change writes to the indexes beside the order's state."""
     row = _json(summary(order))
-    customer = order.customer_id.encode()
-    sent = [Output(BY_CUSTOMER, _key(order.customer_id, order), row, customer)]
-    was = None if previous is None else previous.status
-    if was != order.status:
-        if was is not None:
-            sent.append(Output(BY_STATUS, _key(was, order), None, was.encode()))
-        status = str(order.status)
-        sent.append(Output(BY_STATUS, _key(status, order), row, status.encode()))
-    return sent
+    rows: dict[bytes, bytes | None] = {
+        _index(CUSTOMER_INDEX, order.customer_id, order): row,
+        _index(STATUS_INDEX, str(order.status), order): row,
+    }
+    if previous is not None and previous.status != order.status:
+        rows[_index(STATUS_INDEX, str(previous.status), order)] = None
+    return rows
 
 
-def _key(view_key: str, order: Order) -> bytes:
-    return f"{view_key}/{order.order_id}".encode()
+def _index(prefix: bytes, view_key: str, order: Order) -> bytes:
+    return prefix + f"{view_key}/{order.order_id}".encode()
 
 
 def _json(row: dict[str, Any]) -> bytes:
@@ -78,46 +72,9 @@ def _json(row: dict[str, Any]) -> bytes:
 
 
 orders_read_model: StateFold[Order] = StateFold(
-    "orders-projection", "orders.events", ORDERS, on_change=feeds
+    "orders-projection", "orders.events", ORDERS, on_change=index_rows
 )
-"""Each order by id (`s/<order id>`); each change fed, repartitioned, to the two views below."""
-
-
-class OrderView:
-    """A view fed by the order fold: its feed's messages are its rows under their own
-    keys (`customer/order`, `status/order`); a tombstone deletes. A message sent
-    twice (its batch folded again after a crash) or an older summary never replaces
-    a newer one."""
-
-    def __init__(self, name: str, feed: str) -> None:
-        self.name = name
-        self.events: tuple[str, ...] = (feed,)
-
-    def fold(self, records: Sequence[LogRecord], stored: Stored) -> Folded:
-        folded = Folded()
-        for record in records:
-            try:
-                if not record.key:
-                    raise ValueError("a view's feed message needs its row's key")
-                if record.value is None:
-                    folded.rows[record.key] = None
-                else:
-                    _keep_newer(folded, stored, record.key, json.loads(record.value))
-            except Exception as error:  # a pure fold: the record's fault
-                folded.failures.append((record, error))
-        return folded
-
-
-customer_view = OrderView("orders-by-customer", "orders.by-customer")
-"""customer/order -> the order's summary."""
-status_view = OrderView("orders-by-status", "orders.by-status")
-"""status/order -> the order's summary while it is in that status."""
-
-
-def _keep_newer(folded: Folded, stored: Stored, key: bytes, row: dict[str, Any]) -> None:
-    current = folded.current(key, stored)
-    if current is None or json.loads(current)["version"] < int(row["version"]):
-        folded.rows[key] = _json(row)
+"""Each order by id (`s/<order id>`), and the customer and status indexes of its partition."""
 
 
 class Timeline:
@@ -160,23 +117,22 @@ def timeline_step(envelope: EventEnvelope) -> tuple[bytes, dict[str, Any]]:
     }
 
 
-def _rows(store: PartitionStore, prefix: str, after: str | None = None) -> Iterator[Any]:
-    start = None if after is None else after.encode()
-    for _, raw in store.with_prefix(prefix.encode(), after=start):
+def _rows(store: Stored, prefix: bytes, after: bytes | None = None) -> Iterator[Any]:
+    for _, raw in store.with_prefix(prefix, after=after):
         yield json.loads(raw)
 
 
-def timeline(store: PartitionStore, order_id: str) -> list[dict[str, Any]]:
-    return list(_rows(store, f"{order_id}/"))
+def timeline(store: Stored, order_id: str) -> list[dict[str, Any]]:
+    return list(_rows(store, f"{order_id}/".encode()))
 
 
-def orders_of(store: PartitionStore, customer_id: str) -> list[dict[str, Any]]:
-    return list(_rows(store, f"{customer_id}/"))
+def orders_of(store: Stored, customer_id: str) -> list[dict[str, Any]]:
+    """The customer's orders in this partition, in order id order."""
+    return list(_rows(store, CUSTOMER_INDEX + f"{customer_id}/".encode()))
 
 
-def orders_in(
-    store: PartitionStore, status: str, after: str | None, limit: int
-) -> list[dict[str, Any]]:
-    """A page of orders in a status, in order id order, starting after `after`."""
-    start = None if after is None else f"{status}/{after}"
-    return list(islice(_rows(store, f"{status}/", after=start), limit))
+def orders_in(store: Stored, status: str, after: str | None, limit: int) -> list[dict[str, Any]]:
+    """A page of this partition's orders in a status, in order id order, after `after`."""
+    prefix = STATUS_INDEX + f"{status}/".encode()
+    start = None if after is None else prefix + after.encode()
+    return list(islice(_rows(store, prefix, after=start), limit))

@@ -12,7 +12,7 @@ as a failure for the dead-letter topic.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Generic, TypeVar, cast
 
 from pydantic import BaseModel
@@ -21,15 +21,16 @@ from domain.decider import Decider
 from models.envelope import EventEnvelope
 from models.upcasting import decode_event, fold_head
 from tables.partition_store import PartitionStore
-from tables.read_models import Folded, GapInLog, LogRecord, Output, Stored
+from tables.read_models import Folded, GapInLog, LogRecord, Stored
 
 S = TypeVar("S", bound=BaseModel)
 
 STATE = b"s/"
 HISTORY = b"h/"
 
-OnChange = Callable[[Any, Any], list[Output]]
-"""(state before or None, state after) -> messages to send on (a view's feed)."""
+OnChange = Callable[[Any, Any], Mapping[bytes, bytes | None]]
+"""(state before or None, state after) -> rows kept beside the state, in the same write
+(an index by another key; None deletes a row)."""
 
 
 def state_key(aggregate_id: str) -> bytes:
@@ -85,7 +86,7 @@ class StateFold(Generic[S]):
                 if self.history:
                     folded.rows[history_key(key, version)] = record.value
                 if self.on_change is not None:
-                    folded.outputs += self.on_change(None if have == 0 else state, new)
+                    folded.rows.update(self.on_change(None if have == 0 else state, new))
                 self.folded_event(record, key, folded, stored)
             except Exception as error:  # a pure fold: no retry would change the outcome
                 folded.failures.append((record, error))

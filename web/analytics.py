@@ -29,7 +29,6 @@ from typing import Any, cast
 
 from aiohttp import ClientError, ClientTimeout, web
 from faust.web import Request, Response, View
-from yarl import URL
 
 from agents.analytics import analytics_windows
 from agents.engine import key_in_partition
@@ -44,6 +43,7 @@ from tables.partition_store import PartitionStore
 from web.answers import LiveFigures, TopSkus, WindowSummary
 from web.http import HttpError, counted_param, handles_errors, owner_route, store_of
 from web.operations import Answer, Param, counted, operation, read_answers
+from web.partitions import same_node
 
 log = logging.getLogger(__name__)
 
@@ -222,11 +222,6 @@ class Unavailable(Exception):
     pass
 
 
-def _same_node(url: URL) -> bool:
-    own = URL(str(app.conf.canonical_url))
-    return (url.host, url.port) == (own.host, own.port)
-
-
 async def snapshot_anywhere() -> dict[str, Any]:
     """The live snapshot, computed here when this worker owns the figures, else fetched."""
     if not serves_reads(app):
@@ -235,7 +230,7 @@ async def snapshot_anywhere() -> dict[str, Any]:
         owner = app.router.key_store(routed.name, HOME.encode())
     except KeyError:
         raise Unavailable("the owner of the analytics is not known yet") from None
-    if _same_node(owner):
+    if same_node(owner):
         try:
             return await local_snapshot()
         except HttpError as error:  # the store is not open here yet (a rebalance)

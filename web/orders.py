@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
+import heapq
 import uuid
 from typing import Any
 
 from faust.web import Request, Response, View
 
+from agents.folds import NotHere
 from agents.open_orders import SagaBusy
-from agents.orders import (
-    open_orders,
-    orders_by_customer,
-    orders_by_status,
-    orders_projection,
-    orders_timeline,
-)
+from agents.orders import open_orders, orders_projection, orders_timeline
 from app.main import app
 from app.topics import order_commands
 from models.orders import (
@@ -28,6 +24,7 @@ from models.orders import (
 )
 from tables import orders as t
 from tables.owners import owners
+from tables.partition_store import PartitionStore
 from web.answers import CustomerOrders, OrdersPage, OrderTimeline
 from web.http import (
     HttpError,
@@ -42,6 +39,7 @@ from web.http import (
     idempotency_key,
     min_version_param,
     new_command,
+    not_ready,
     owner_route,
     read_at_least,
     read_body,
@@ -64,6 +62,7 @@ from web.operations import (
     path_id,
     read_answers,
 )
+from web.partitions import PARTITIONS, gathered
 
 MAX_PAGE = 500
 
@@ -153,14 +152,15 @@ class OrdersView(View):
             Param("status", "query", {"enum": list(STATUSES)}, "The status.", required=True),
             counted("limit", 1, MAX_PAGE, 100, "Orders per page."),
             Param("after", "query", ID_SCHEMA, "The `next_after` of the page before."),
+            PARTITIONS,
         ),
         answers=read_answers(Answer(200, "A page of orders, by order id.", OrdersPage)),
         operation_id="OrdersInStatus",
     )
     @handles_errors
-    @owner_route(routed, "status", query=True)
     async def get(self, request: Request) -> Response:
-        """A page of the orders in one status, by order id."""
+        """A page of the orders in one status, by order id: each partition's first page
+        after `after`, merged."""
         status = request.query["status"]
         if status not in STATUSES:
             raise HttpError(
@@ -173,7 +173,12 @@ class OrdersView(View):
         after = request.query.get("after")
         if after is not None:
             check_id(after, "after")
-        page = t.orders_in(store_of(orders_by_status, status), status, after, limit)
+
+        def read(partitions: list[int]) -> list[dict[str, Any]]:
+            shares = [t.orders_in(_index(p), status, after, limit) for p in partitions]
+            return list(heapq.merge(*shares, key=lambda row: row["order_id"]))[:limit]
+
+        page = (await gathered(request, read))[:limit]
         next_after = page[-1]["order_id"] if len(page) == limit else None
         return self.json({"status": status, "orders": page, "next_after": next_after})
 
@@ -271,11 +276,25 @@ class CustomerOrdersView(View):
     @operation(
         "A customer's orders",
         tag="orders",
-        params=(path_id("customer_id", "The customer"),),
+        params=(path_id("customer_id", "The customer"), PARTITIONS),
         answers=read_answers(Answer(200, "Every order of the customer.", CustomerOrders)),
     )
     @handles_errors
-    @owner_route(routed, "customer_id")
     async def get(self, request: Request, customer_id: str) -> Response:
-        orders = t.orders_of(store_of(orders_by_customer, customer_id), customer_id)
+        """Every partition's orders of the customer, merged by order id."""
+        check_id(customer_id, "customer_id")
+
+        def read(partitions: list[int]) -> list[dict[str, Any]]:
+            shares = [t.orders_of(_index(p), customer_id) for p in partitions]
+            return list(heapq.merge(*shares, key=lambda row: row["order_id"]))
+
+        orders = await gathered(request, read)
         return self.json({"customer_id": customer_id, "orders": orders})
+
+
+def _index(partition: int) -> PartitionStore:
+    """The order fold's store of `partition` (its indexes); 503 if not readable here."""
+    try:
+        return orders_projection.store_at(partition)
+    except NotHere as error:
+        raise not_ready(str(error)) from None

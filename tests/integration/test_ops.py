@@ -136,8 +136,6 @@ def test_lag_lists_every_input_partition(ops_system: System, api: httpx.Client) 
         "accounts-projection",
         "stock-projection",
         "orders-projection",
-        "orders-by-customer",
-        "orders-by-status",
         "orders-timeline",
         "analytics-facts",
         "analytics",
