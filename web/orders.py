@@ -161,7 +161,7 @@ class OrdersView(View):
     async def get(self, request: Request) -> Response:
         """A page of the orders in one status, by order id: each partition's first page
         after `after`, merged."""
-        status = request.query["status"]
+        status = request.query.get("status", "")
         if status not in STATUSES:
             raise HttpError(
                 422,

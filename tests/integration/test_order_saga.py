@@ -464,7 +464,7 @@ def test_a_worker_killed_mid_run_leaves_no_order_stuck_and_charges_none_twice(
     for sku in skus:
         sold = sum(line["quantity"] for b in bodies for line in b["lines"] if line["sku"] == sku)
         settled_stock(api, sku, 1000 - sold)
-    # the views fed by the order fold (compacted feeds) agree with the orders
+    # the order fold's indexes, read on every partition, agree with the orders
     for name in buyers:
         mine = {o for o, f in finals.items() if f["customer_id"] == name}
         listed = eventually(

@@ -1,13 +1,13 @@
-"""The order and analytics read models never lose their place: SIGKILL the folds mid-feed.
+"""The order and analytics read models never lose their place: SIGKILL the folds mid-batch.
 
-The order fold sends each change to the per-customer and per-status views
-(compacted feeds), and the facts fold sends each batch's facts to the analytics
-windows, before it stores its offset. Orders flow through the saga while a
+The order fold writes each change to its per-customer and per-status indexes in
+the same write as the order, and the facts fold sends each batch's facts to the
+analytics windows before it stores its offset. Orders flow through the saga while a
 fault point kills the worker with messages handed to the producer but not
 acknowledged (`fold-unacked`), acknowledged with the rows not yet written
 (`fold-sent`), or just after a batch's rows and offsets were written
 (`fold-written`). After a restart on its own data dir, then on an empty one
-(orders by id refold from orders.events, the views from their feeds, the
+(orders by id and their indexes refold from orders.events, the
 windows from analytics.facts), every order is final, both views agree with the
 orders, each order listed once, in its own status only, and every analytics
 window equals a brute-force count of orders.events and payments.events read
@@ -112,7 +112,7 @@ def test_a_kill_mid_feed_leaves_both_order_views_equal_to_the_orders(
         assert settled(system, api, "1m", 60) is True
 
         worker.kill()
-        shutil.rmtree(worker.datadir)  # everything from the log and the compacted feeds
+        shutil.rmtree(worker.datadir)  # everything from the log
         worker.start().wait_ready(timeout=240)
         assert {o: final_order(api, o) for o in finals} == finals
         views_agree(api, finals)
