@@ -34,7 +34,7 @@ crash-loop:  ## SIGKILL twice (the second restart on an empty data dir), CRASH_R
 	@scripts/kafka.sh ensure
 	CRASH_RUNS=$${CRASH_RUNS:-10} .venv/bin/pytest -q tests/integration/test_crash.py
 
-kill-matrix:  ## SIGKILL a worker at each write-path point (own, then empty data dir), KILL_RUNS times (default 20)
+kill-matrix:  ## SIGKILL a worker at each write-path and saga-batch point (own, then empty data dir), KILL_RUNS times (default 20)
 	@scripts/bootstrap.sh
 	@scripts/kafka.sh ensure
 	KILL_RUNS=$${KILL_RUNS:-20} .venv/bin/pytest -q tests/integration/test_kill_matrix.py
