@@ -1,4 +1,4 @@
-# A shop worker: `faust -A app worker`. Built by docker-compose.yml.
+# A shop worker: `faust -A app.worker worker`. Built by docker-compose.yml.
 FROM python:3.11-slim
 WORKDIR /srv/shop
 COPY pyproject.toml README.md ./
@@ -12,4 +12,4 @@ COPY bench ./bench
 RUN pip install --no-cache-dir .
 ENV WEB_BIND=0.0.0.0 PYTHONUNBUFFERED=1
 EXPOSE 6066
-CMD ["faust", "-A", "app", "-D", "/data", "worker", "-l", "info", "-p", "6066"]
+CMD ["faust", "-A", "app.worker", "-D", "/data", "worker", "-l", "info", "-p", "6066"]

@@ -4,7 +4,7 @@ The one launcher of the benches and of the tests (tests/system.py re-exports
 it: the benches ship, tests/ does not). Each `System` is an isolated namespace
 on the shared broker (its own app id, so its own consumer group and changelogs,
 and its own topic prefix), so test modules and bench runs never see each
-other's events. Workers are real `faust -A app worker` processes, so they can
+other's events. Workers are real `faust -A app.worker worker` processes, so they can
 be killed with SIGKILL and restarted.
 """
 
@@ -95,7 +95,7 @@ async def read_values(bootstrap: str, topic: str, partitions: int) -> list[bytes
 
 
 class Worker:
-    """One `faust -A app worker` process with its own data dir and web port."""
+    """One `faust -A app.worker worker` process with its own data dir and web port."""
 
     def __init__(self, system: System, name: str, port: int | None = None) -> None:
         self.system = system
@@ -118,7 +118,7 @@ class Worker:
                 "-m",
                 "faust",
                 "-A",
-                "app",
+                "app.worker",
                 "-D",
                 str(self.datadir),
                 "worker",

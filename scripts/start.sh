@@ -97,7 +97,7 @@ n=0
 for port in "$port_1" "$port_2"; do
   n=$((n + 1))
   SHOP_INSTANCE_ID="worker-$n" PYTHONUNBUFFERED=1 \
-    .venv/bin/faust -A app -D "$data_root/worker-$n" worker -l info -p "$port" -h 127.0.0.1 \
+    .venv/bin/faust -A app.worker -D "$data_root/worker-$n" worker -l info -p "$port" -h 127.0.0.1 \
     >".run/worker-$n.log" 2>&1 </dev/null &
   worker_pids+=("$!")
   echo "$!" >".run/worker-$n.pid"

@@ -18,7 +18,6 @@ import httpx
 import pytest
 from aiokafka.partitioner import murmur2
 
-import app  # noqa: F401 - the App before the tables declared on it
 from domain.accounts import ACCOUNTS
 from models.accounts import AccountView
 from models.envelope import EventEnvelope

@@ -7,7 +7,6 @@ import json
 import random
 from typing import Any
 
-import app  # noqa: F401 - the App first: the folds import its settings
 from domain.analytics import Config, window_key
 from tables.analytics import FACTS_PER_MESSAGE, META, FactsFold, WindowFold
 from tests.unit.analytics_oracle import brute_force

@@ -9,7 +9,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-import app  # noqa: F401 - the App first: the stores read its settings
 from domain.accounts import ACCOUNTS
 from models.envelope import CommandEnvelope, CommandResult
 from tables.command_log import (

@@ -7,7 +7,6 @@ import base64
 import json
 from datetime import UTC, datetime
 
-import app  # noqa: F401 - the App first
 from models.dead_letters import DeadLetter, Redrive
 from tables.dead_letters import DeadLetterBook, letter, letters
 from tests.unit.records import Record, Rows

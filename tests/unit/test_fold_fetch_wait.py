@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-import app  # noqa: F401 - the App and its agents first, as a worker imports them
 from agents import engine as folds
 from agents.command_side import TAIL_WAIT_MS
 from app.settings import Settings, settings

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-import app  # noqa: F401 - the App and its agents first, as a worker imports them
 from models.envelope import CommandResult, Rejection
 from web.answers import CommandAnswer
 from web.http import http_status

@@ -27,7 +27,7 @@ MAY_IMPORT: dict[str, set[str]] = {
 }
 """What each room may import of ours (its own room included); the rest is forbidden."""
 
-COMPOSITION_ROOT = "app/__init__.py"
+COMPOSITION_ROOT = "app/worker.py"
 """The one module that imports every agent and view: importing it builds the worker."""
 
 PURE = ("models", "domain")

@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-import app  # noqa: F401 - the App and its agents first, as a worker imports them
 from agents import service as services
 from agents.service import Service
 from app.settings import settings

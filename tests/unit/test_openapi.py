@@ -13,7 +13,7 @@ import pytest
 from faust.web import Request, Response, View
 from openapi_spec_validator import validate
 
-import app as shop
+import app.worker as shop
 from web.openapi import build, routes
 
 METHODS = {"get", "post", "put", "patch", "delete"}

@@ -10,7 +10,6 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-import app  # noqa: F401 - the App first: tables are declared on it
 from domain.orders import ORDERS
 from models.envelope import CommandEnvelope, EventEnvelope
 from tables.orders import Timeline, orders_in, orders_of, orders_read_model

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-import app as shop
+import app.worker as shop
 from app.readiness import RECOVERING, serves_reads
 from web import analytics, ops
 from web.http import HttpError, owner_route

@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 from aiokafka.errors import KafkaConnectionError
 
-import app  # noqa: F401 - the App and its readers first, as a worker imports them
 from agents import service as services
 from agents.service import Service
 from agents.services import Saga

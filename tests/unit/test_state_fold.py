@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-import app  # noqa: F401 - the App first: tables are declared on it
 from agents.folds import _differences, _replace
 from domain.accounts import ACCOUNTS
 from models.envelope import CommandEnvelope, EventEnvelope
