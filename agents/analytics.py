@@ -20,7 +20,13 @@ from agents.folds import FoldRunner
 from app.main import app
 from tables.analytics import FactsFold, WindowFold
 
-analytics_facts = FoldRunner(FactsFold(), outputs_only=True)
+FACTS_WAIT_MS = 500
+"""Longest the facts fold's fetches wait to fill: each partition's batch is one message of
+facts, so a longer wait sends fewer, fuller messages (at 50 orders/s, about 0.3 an order
+instead of 1.2 at the read models' 100 ms); the windows trail by up to this more, and
+the dashboard's windows are seconds wide."""
+
+analytics_facts = FoldRunner(FactsFold(), outputs_only=True, fetch_wait_ms=FACTS_WAIT_MS)
 analytics_windows = FoldRunner(WindowFold(), single=True)
 app.service(analytics_facts)  # type: ignore[arg-type]
 app.service(analytics_windows)  # type: ignore[arg-type]

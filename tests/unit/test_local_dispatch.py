@@ -8,6 +8,7 @@ and the topics stand-ins that record what was sent.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -42,24 +43,41 @@ class Side:
 
 
 class Topic:
+    """A command topic: records what was sent; acknowledged at once unless `auto_ack` is
+    off (then the test resolves `acks` when it likes)."""
+
     def __init__(self) -> None:
         self.sent: list[bytes] = []
+        self.acks: list[asyncio.Future[None]] = []
+        self.auto_ack = True
 
     async def send(self, key: str, value: bytes) -> asyncio.Future[None]:
         self.sent.append(value)
         acked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        acked.set_result(None)
+        if self.auto_ack:
+            acked.set_result(None)
+        self.acks.append(acked)
         return acked
+
+
+@contextlib.contextmanager
+def accounts_command_topic(monkeypatch: pytest.MonkeyPatch) -> Iterator[Topic]:
+    """A stand-in for the accounts' command topic; the services made meanwhile are
+    forgotten after."""
+    topic = Topic()
+    monkeypatch.setitem(services.TOPICS, "accounts.commands", topic)
+    saved = dict(services.HERE)
+    try:
+        yield topic
+    finally:
+        services.HERE.clear()
+        services.HERE.update(saved)
 
 
 @pytest.fixture
 def accounts_topic(monkeypatch: pytest.MonkeyPatch) -> Iterator[Topic]:
-    topic = Topic()
-    monkeypatch.setitem(services.TOPICS, "accounts.commands", topic)
-    saved = dict(services.HERE)
-    yield topic
-    services.HERE.clear()
-    services.HERE.update(saved)
+    with accounts_command_topic(monkeypatch) as topic:
+        yield topic
 
 
 def payment_requested() -> list[Any]:

@@ -14,13 +14,13 @@ from typing import Any
 import pytest
 from aiokafka.errors import KafkaConnectionError
 
-from agents import service as services
 from agents.service import Service
 from agents.services import Saga
 from app.settings import settings
 from domain.topology import SERVICES
 from models.envelope import CommandEnvelope, CommandResult, EventEnvelope
 from tests.unit.records import Record
+from tests.unit.test_local_dispatch import Topic, accounts_command_topic
 from tests.unit.test_saga_policies import envelope
 
 
@@ -57,18 +57,6 @@ def requested(command: CommandEnvelope) -> EventEnvelope:
     )
 
 
-class Topic:
-    """A command topic whose acknowledgements the test gives when it likes."""
-
-    def __init__(self) -> None:
-        self.acks: list[asyncio.Future[None]] = []
-
-    async def send(self, key: str, value: bytes) -> asyncio.Future[None]:
-        acked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.acks.append(acked)
-        return acked
-
-
 class Store:
     def __init__(self) -> None:
         self.writes: list[dict[str, int]] = []
@@ -79,12 +67,9 @@ class Store:
 
 @pytest.fixture
 def accounts_topic(monkeypatch: pytest.MonkeyPatch) -> Iterator[Topic]:
-    topic = Topic()
-    monkeypatch.setitem(services.TOPICS, "accounts.commands", topic)
-    saved = dict(services.HERE)
-    yield topic
-    services.HERE.clear()
-    services.HERE.update(saved)
+    with accounts_command_topic(monkeypatch) as topic:
+        topic.auto_ack = False
+        yield topic
 
 
 def placed(n: int) -> Record:
