@@ -15,7 +15,8 @@ A worker decides partition p's commands while it owns partition p
    RocksDB write, then answers.
 
 What other producers append (older code, imports) is folded as it arrives by
-the side's tail consumer, so their events are part of the next decision. The
+the command sides' tail (`Tails`: one consumer for every writer of the worker), so
+their events are part of the next decision. The
 tail trails by up to TAIL_WAIT_MS, so a batch that refuses a command first asks
 the broker where the log ends: if it is past the fold, the writer folds to it
 and decides again (a retry gets the refusal it was given; a saga step reacting
@@ -75,10 +76,11 @@ MAX_RACES = 5
 """Appends in a row that lose the race to another writer before the partition is
 treated as no longer ours (held, folded again from the log)."""
 MAX_BACKOFF_SECONDS = 5.0
-TAIL_WAIT_MS = 50
+TAIL_WAIT_MS = 100
 """Longest the tail's fetch waits to fill. What another producer appends is part of the
-next decision, and a saga step reacting to it may come within tens of ms: the tail
-keeps 50 ms (the read models may trail further, FOLD_FOLLOW_WAIT_MS)."""
+next decision; a saga step reacting to it may come sooner, and then a refusal checks
+the log's end first (`PartitionWriter._write`), so the tail may trail as a read model
+does."""
 
 
 SIDES: dict[str, CommandSide] = {}
@@ -183,43 +185,6 @@ class CommandSide(faust.Service):
         tp = TopicPartition(self.events_topic, partition)
         return cast(int, (await self._probe.end_offsets([tp]))[tp])
 
-    @faust.Service.task
-    async def _tailing(self) -> None:
-        """Fold what others append to the event topic as it arrives (each writer folds its
-        own appends at once; the tail skips those by offset)."""
-        consumer = await started_consumer(group_id=None, following=True, wait_ms=TAIL_WAIT_MS)
-        following: dict[int, PartitionWriter] = {}
-        try:
-            while not self.should_stop:
-                try:
-                    following = self._follow(consumer, following)
-                    if not following:
-                        await asyncio.sleep(0.1)
-                        continue
-                    batches = await consumer.getmany(timeout_ms=200, max_records=2000)
-                    for tp, records in batches.items():
-                        writer = following.get(tp.partition)
-                        if writer is not None and records:
-                            await writer.fold_others(records)
-                except SYSTEM as error:
-                    log.warning("%s: tail: %r", self.name, error)
-                    following = {}  # assigned and sought afresh
-                    await asyncio.sleep(1.0)
-        finally:
-            await consumer.stop()
-
-    def _follow(
-        self, consumer: AIOKafkaConsumer, following: dict[int, PartitionWriter]
-    ) -> dict[int, PartitionWriter]:
-        """Read the partitions whose writers have caught up, from where their stores end."""
-        live = {p: w for p, w in self.writers.items() if w.caught_up and not w.stopped}
-        if live != following:
-            consumer.assign([TopicPartition(self.events_topic, p) for p in live])
-            for partition, writer in live.items():
-                tp = TopicPartition(self.events_topic, partition)
-                consumer.seek(tp, writer.store.offset(self.events_topic))
-        return live
-
     async def _on_revoked(self, sender: Any, revoked: set[TP], **kwargs: Any) -> None:
         for partition in partitions_in(revoked) & set(self.writers):
             await self.writers.pop(partition).stop()
@@ -233,6 +198,56 @@ class CommandSide(faust.Service):
             self.writers[partition] = writer = PartitionWriter(self, partition, store)
             writer.start()
         log.info("%s: deciding partitions %s", self.name, sorted(mine))
+
+
+class Tails(faust.Service):
+    """What others append to the command sides' event topics, folded as it arrives: one
+    consumer for every writer of this worker (each writer folds its own appends at once;
+    the tail skips those by offset). Each event topic partition has one writer here, so
+    the consumer's place in it is that writer's alone."""
+
+    def __init__(self, sides: Sequence[CommandSide], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.sides = list(sides)
+
+    @faust.Service.task
+    async def _tailing(self) -> None:
+        consumer = await started_consumer(group_id=None, following=True, wait_ms=TAIL_WAIT_MS)
+        following: dict[TopicPartition, PartitionWriter] = {}
+        try:
+            while not self.should_stop:
+                try:
+                    following = self._follow(consumer, following)
+                    if not following:
+                        await asyncio.sleep(0.1)
+                        continue
+                    batches = await consumer.getmany(timeout_ms=200, max_records=2000)
+                    for tp, records in batches.items():
+                        writer = following.get(tp)
+                        if writer is not None and records:
+                            await writer.fold_others(records)
+                except SYSTEM as error:
+                    log.warning("command sides' tail: %r", error)
+                    following = {}  # assigned and sought afresh
+                    await asyncio.sleep(1.0)
+        finally:
+            await consumer.stop()
+
+    def _follow(
+        self, consumer: AIOKafkaConsumer, following: dict[TopicPartition, PartitionWriter]
+    ) -> dict[TopicPartition, PartitionWriter]:
+        """Read the partitions whose writers have caught up, from where their stores end."""
+        live = {
+            TopicPartition(side.events_topic, p): w
+            for side in self.sides
+            for p, w in side.writers.items()
+            if w.caught_up and not w.stopped
+        }
+        if live != following:
+            consumer.assign(list(live))
+            for tp, writer in live.items():
+                consumer.seek(tp, writer.store.offset(tp.topic))
+        return live
 
 
 class PartitionWriter:

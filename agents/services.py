@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from agents.command_side import CommandSide
+from agents.command_side import CommandSide, Tails
 from agents.engine import Reader
 from agents.service import Sends, Service, raise_first
 from app import faults
@@ -102,3 +102,4 @@ def _wire(spec: ServiceSpec) -> Service:
 
 saga = Saga([_wire(spec) for spec in TOPOLOGY])
 app.service(saga)  # type: ignore[arg-type]
+app.service(Tails(list(SIDE_OF.values())))  # type: ignore[arg-type]
