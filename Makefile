@@ -1,5 +1,5 @@
 # The two commands of the README, and a few conveniences.
-.PHONY: start test lint bench bench-peers soak soak-read startup-loop crash-loop kill-matrix broker-start broker-stop cluster-start cluster-stop clean
+.PHONY: start test lint bench bench-peers soak soak-read startup-loop crash-loop kill-matrix saga-kill-loop broker-start broker-stop cluster-start cluster-stop clean
 
 start:  ## broker + two workers + sample traffic; Ctrl-C stops it all
 	@scripts/start.sh
@@ -38,6 +38,14 @@ kill-matrix:  ## SIGKILL a worker at each write-path and saga-batch point (own, 
 	@scripts/bootstrap.sh
 	@scripts/kafka.sh ensure
 	KILL_RUNS=$${KILL_RUNS:-20} .venv/bin/pytest -q tests/integration/test_kill_matrix.py
+
+saga-kill-loop:  ## SIGKILL a worker of two mid-saga (120 multi-line orders), each run on a fresh system, SAGA_KILL_RUNS times (default 20)
+	@scripts/bootstrap.sh
+	@scripts/kafka.sh ensure
+	@runs=$${SAGA_KILL_RUNS:-20}; for n in $$(seq 1 $$runs); do \
+	  echo "== run $$n of $$runs"; \
+	  .venv/bin/pytest -q -p no:cacheprovider tests/integration/test_order_saga.py -k worker_killed || exit 1; \
+	done; echo "saga-kill-loop: $$runs of $$runs passed"
 
 soak:  ## 3 brokers, 3 workers, shop traffic and faults (broker, worker, rolling) for 10 min, then the audit (ARGS="--minutes 3")
 	@scripts/bootstrap.sh
