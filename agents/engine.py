@@ -96,7 +96,7 @@ class Reader(faust.Service):
         self.group = lag.progress_group(name)
         self.stores: dict[int, PartitionStore] = {}
         """Open stores by partition: those read here, kept open through a rebalance."""
-        self.folding: set[int] = set()
+        self.reading: set[int] = set()
         """The partitions read here now."""
         self.caught_up: set[int] = set()
         """Partitions read here whose store reached the log's end once since their
@@ -124,12 +124,12 @@ class Reader(faust.Service):
 
     def catching_up(self) -> list[int]:
         """Partitions read here that have not reached their log's end since assigned."""
-        return sorted(self.folding - self.caught_up)
+        return sorted(self.reading - self.caught_up)
 
     def progress(self) -> list[dict[str, Any]]:
         """Per topic partition read here: the stored offset, the log end seen, the lag."""
         rows = []
-        for partition in sorted(self.folding):
+        for partition in sorted(self.reading):
             for topic in self.topics:
                 offset = self.stores[partition].offset(topic)
                 end = self._highwater(topic, partition)
@@ -159,13 +159,13 @@ class Reader(faust.Service):
             for store in self.stores.values():
                 store.close()
             self.stores.clear()
-            self.folding.clear()
+            self.reading.clear()
 
     def _mine(self, partitions: set[int]) -> set[int]:
         return partitions & {0} if self.single else partitions
 
     async def _on_revoked(self, sender: Any, revoked: set[TP], **kwargs: Any) -> None:
-        mine = self._mine(partitions_in(revoked)) & self.folding
+        mine = self._mine(partitions_in(revoked)) & self.reading
         if not mine:
             return
         self._revoking = True
@@ -173,7 +173,7 @@ class Reader(faust.Service):
             async with self._lock:  # the batches in flight end first
                 await faults.reached("fold-revoke")
                 await self._report(force=True)
-                self.folding -= mine
+                self.reading -= mine
                 self.caught_up -= mine
                 self._assign()
         finally:
@@ -188,7 +188,7 @@ class Reader(faust.Service):
                 self.stores[partition] = store = PartitionStore(self.store_path(partition))
                 if self.resumes_from_progress and self._consumer is not None:
                     await self._catch_up_with_progress(self._consumer, store, partition)
-            self.folding = mine
+            self.reading = mine
             self.caught_up &= mine
             self._assign()
         log.info("%s: reading partitions %s", self.name, sorted(mine))
@@ -220,7 +220,7 @@ class Reader(faust.Service):
         """Read exactly the partitions owned here, each from its stored position."""
         if self._consumer is None:
             return
-        tps = [TopicPartition(t, p) for p in sorted(self.folding) for t in self.topics]
+        tps = [TopicPartition(t, p) for p in sorted(self.reading) for t in self.topics]
         self._consumer.assign(tps)
         for tp in tps:
             self._consumer.seek(tp, self.stores[tp.partition].offset(tp.topic))
@@ -231,7 +231,7 @@ class Reader(faust.Service):
     async def _reading(self) -> None:
         failures = 0
         while not self.should_stop:
-            if self._consumer is None or not self.folding:
+            if self._consumer is None or not self.reading:
                 await asyncio.sleep(0.05)
                 continue
             try:
@@ -249,7 +249,7 @@ class Reader(faust.Service):
                 await asyncio.sleep(min(MAX_BACKOFF_SECONDS, 0.2 * 2 ** min(failures, 5)))
 
     def _note_caught_up(self) -> None:
-        for partition in self.folding - self.caught_up:
+        for partition in self.reading - self.caught_up:
             ends = [self._highwater(topic, partition) for topic in self.topics]
             store = self.stores[partition]
             if all(
@@ -262,7 +262,7 @@ class Reader(faust.Service):
         batches = await consumer.getmany(timeout_ms=FETCH_WAIT_MS, max_records=self.max_batch)
         by_partition: dict[int, list[Any]] = {}
         for tp, records in batches.items():
-            if tp.partition in self.folding:
+            if tp.partition in self.reading:
                 store = self.stores[tp.partition]
                 new = [r for r in records if r.offset >= store.offset(tp.topic)]  # raced a seek
                 by_partition.setdefault(tp.partition, []).extend(new)
@@ -303,7 +303,7 @@ class Reader(faust.Service):
                 FOLD_LAG.labels(fold=self.name, partition=str(row["partition"])).set(row["lag"])
         changed = {
             tp: offset
-            for p in self.folding
+            for p in self.reading
             for tp, offset in (
                 (TopicPartition(t, p), self.stores[p].offset(t)) for t in self.topics
             )

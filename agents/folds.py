@@ -88,7 +88,7 @@ class FoldRunner(Reader):
     def store_at(self, partition: int) -> PartitionStore:
         """The store of `partition`; NotHere if it is not folded here, or catching up."""
         store = self.stores.get(partition)
-        if store is None or partition not in self.folding:
+        if store is None or partition not in self.reading:
             raise NotHere(f"{self.fold.name} partition {partition} is not folded on this worker")
         if partition not in self.caught_up:
             raise NotHere(f"{self.fold.name} partition {partition} is catching up with its log")
@@ -135,7 +135,7 @@ class FoldRunner(Reader):
         live store's offsets to the fresh one's) the live fold waits, then the fresh
         store replaces it in one step. Nothing is sent on: the live fold did that.
         `report(counts, events in the partition)` is called as it goes."""
-        if partition not in self.folding:
+        if partition not in self.reading:
             raise RuntimeError(f"partition {partition} is not folded here; run again")
         if partition in self._rebuilding:
             raise AlreadyRebuilding(f"partition {partition} is being rebuilt already")
@@ -161,7 +161,7 @@ class FoldRunner(Reader):
             while self._behind(fresh, self.stores[partition]):
                 await self._rebuild_batch(consumer, partition, fresh, counts, report)
             async with self._lock:
-                if partition not in self.folding:
+                if partition not in self.reading:
                     raise RuntimeError(f"partition {partition} moved to another worker; run again")
                 live = self.stores[partition]
                 while self._behind(fresh, live):  # what the live fold did meanwhile
