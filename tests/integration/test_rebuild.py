@@ -168,10 +168,13 @@ def test_orders_by_id_are_rebuilt_unchanged_when_nothing_is_wrong(
     assert api.post("/orders", json=body).status_code == 202
     eventually(lambda: api.get("/orders/rb-order").json().get("status") == "shipped", 60, 0.3)
     before = api.get("/orders/rb-order").json()
+    listed = api.get("/customers/rb-buyer/orders").json()
     result = shop_rebuild(system, "orders")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert " 0 rows written, 0 deleted, 1 unchanged" in result.stdout
+    # the order's state and its two index rows (by customer, by status)
+    assert " 0 rows written, 0 deleted, 3 unchanged" in result.stdout
     assert api.get("/orders/rb-order").json() == before
+    assert api.get("/customers/rb-buyer/orders").json() == listed
 
 
 @pytest.mark.parametrize("model", ["stock", "timeline", "analytics"])
