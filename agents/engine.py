@@ -27,6 +27,7 @@ where a reader without rows resumes on an empty disk.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import logging
 import time
@@ -113,9 +114,9 @@ class Reader(faust.Service):
         app.on_partitions_revoked.connect(cast(Any, self._on_revoked))
         app.on_partitions_assigned.connect(cast(Any, self._on_assigned))
 
+    @abc.abstractmethod
     async def handle(self, partition: int, store: PartitionStore, records: list[Any]) -> None:
         """Process one partition's batch and store the position it reached."""
-        raise NotImplementedError  # pragma: no cover - every reader defines it
 
     # --- where things are --------------------------------------------------------
 
