@@ -116,8 +116,6 @@ class Service:
 
     async def _dispatch(self, events: list[EventEnvelope], sends: Sends) -> None:
         dispatches = [d for event in events for d in self.spec.outbound(fact_of(event))]
-        for _ in dispatches:
-            await faults.reached("dispatch")
         # a fan-out's commands go out together: local ones batch at their writers
         done = await asyncio.gather(
             *(self._send(dispatch, sends) for dispatch in dispatches), return_exceptions=True
@@ -129,6 +127,7 @@ class Service:
         taken here too), else sent on the target's command topic. Either way the batch
         that caused it stores its position only after: a crash before sends it again,
         with the same command id, which its target applies once."""
+        await faults.reached("dispatch")  # `@2`: the fan-out's first command is out already
         command = dispatch.command
         target = HERE.get(dispatch.target) if settings.saga_local_dispatch else None
         if target is not None and target.side.owns(command.aggregate_id):
