@@ -127,7 +127,7 @@ class Service:
         taken here too), else sent on the target's command topic. Either way the batch
         that caused it stores its position only after: a crash before sends it again,
         with the same command id, which its target applies once."""
-        await faults.reached("dispatch")  # `@2`: the fan-out's first command is out already
+        await faults.reached("dispatch")  # `@2`: the fan-out's first command is handed over
         command = dispatch.command
         target = HERE.get(dispatch.target) if settings.saga_local_dispatch else None
         if target is not None and target.side.owns(command.aggregate_id):
