@@ -71,12 +71,5 @@ rebuild_progress = _topic(REBUILD_PROGRESS, WEEK_MS, partitions=1)
 analytics_facts = _topic("analytics.facts", WEEK_MS, partitions=1)
 
 
-def inputs(*topics: TopicT) -> TopicT:
-    """One stream over several co-partitioned topics: one agent sees them in order,
-    so the aggregate they feed is never updated by two loops at once."""
-    names = [name for topic in topics for name in topic.topics]
-    return app.topic(*names, key_serializer="raw", value_serializer="raw")
-
-
 def reply_topic_name(instance_id: str) -> str:
     return settings.topic(f"{settings.app_id}.replies.{instance_id}")

@@ -1,7 +1,7 @@
 """The saga's wiring as data: every service, what it decides, what it reads, whom it asks.
 
-One table read by the agents (agents/services.py builds each service's command
-side and agent from it) and by the in-memory saga story
+One table read by the saga (agents/services.py builds each service's command
+side and reader from it) and by the in-memory saga story
 (tests/unit/test_saga_story.py), so the story runs the wiring that runs in
 production. Topic names are logical: settings.topic adds the namespace prefix.
 
@@ -56,21 +56,11 @@ class ServiceSpec:
 
     @property
     def inputs(self) -> tuple[str, ...]:
-        """Every topic its agent reads, in one stream (co-partitioned: keyed by the
-        aggregate the command addresses)."""
+        """Every topic it reads (co-partitioned: keyed by the aggregate the command
+        addresses), in the saga's one batch per partition (agents/services.py)."""
         own = (self.commands,) if self.commands else ()
         answers = (self.answers[0],) if self.answers else ()
         return own + tuple(self.reacts_to) + answers
-
-    @property
-    def follows(self) -> str:
-        """The input whose partition owner decides this service's commands: its command
-        topic, else its answers, else the first topic it reacts to."""
-        if self.commands:
-            return self.commands
-        if self.answers:
-            return self.answers[0]
-        return next(iter(self.reacts_to))
 
 
 TOPOLOGY: tuple[ServiceSpec, ...] = (
