@@ -77,10 +77,12 @@ app = ShopApp(
     # faust's /router/ page is no part of the API (requests are routed by table_route)
     web_router_enabled=False,
     web_cors_options=None,
+    # faust's one table (owners: a row per partition) takes a database per partition:
+    # small and fixed; the read models' stores share one cache (tables/partition_store.py)
     rocksdb_options={
-        "block_cache_size": settings.rocksdb_block_cache_bytes,
+        "block_cache_size": 1024 * 1024,
         "block_cache_compressed_size": 0,
-        "write_buffer_size": settings.rocksdb_write_buffer_bytes,
+        "write_buffer_size": 1024 * 1024,
         "max_write_buffer_number": 2,
     },
     broker_session_timeout=settings.session_timeout,

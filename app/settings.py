@@ -154,11 +154,17 @@ class Settings:
     min_version_wait: float = field(default_factory=lambda: _float("MIN_VERSION_WAIT", 5.0))
     max_body_bytes: int = field(default_factory=lambda: _int("MAX_BODY_BYTES", 64 * 1024))
     rocksdb_block_cache_bytes: int = field(
-        default_factory=lambda: _int("ROCKSDB_BLOCK_CACHE_BYTES", 8 * 1024 * 1024)
+        default_factory=lambda: _int("ROCKSDB_BLOCK_CACHE_BYTES", 16 * 1024 * 1024)
     )
+    """One block cache shared by every store of the worker (tables/partition_store.py)."""
     rocksdb_write_buffer_bytes: int = field(
         default_factory=lambda: _int("ROCKSDB_WRITE_BUFFER_BYTES", 4 * 1024 * 1024)
     )
+    """A store's memtable: flushed to a file when full."""
+    rocksdb_memtables_bytes: int = field(
+        default_factory=lambda: _int("ROCKSDB_MEMTABLES_BYTES", 32 * 1024 * 1024)
+    )
+    """Every memtable of the worker's stores together: past it, the store written flushes."""
     instance_id: str = field(default_factory=lambda: _env("SHOP_INSTANCE_ID", ""))
     """Names this worker's reply topic; default: host name and web port."""
     kafka_security_protocol: str = field(

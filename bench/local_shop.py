@@ -134,6 +134,13 @@ class Worker:
         )
         return self
 
+    def answers_ready(self) -> bool:
+        """/health answers 200: every command side and fold reached its log's end."""
+        try:
+            return get(f"{self.url}/health", timeout=2.0)[0] == 200
+        except (OSError, HTTPException):
+            return False
+
     def wait_ready(self, timeout: float = 90.0) -> Worker:
         deadline = time.monotonic() + timeout
         last: Any = None

@@ -286,8 +286,15 @@ def report(
             "project worker (batched fold, from 0)",
             f"{project.rate:,.0f}",
             f"{project.first_to_last_s:.2f} s; start->caught up {project.start_to_caught_up_s:.2f}"
-            f" s; CPU {1e6 * project.cpu_s / n:.0f} µs/event; RSS {project.rss_mb:.0f} MB; "
+            f" s; CPU {1e6 * project.cpu_s / n:.0f} µs/event; RSS {project.rss_mb:.0f} MB "
+            f"(peak {project.peak_rss_mb:.0f} MB); "
             f"{checked}",
+        )
+        line(
+            "project worker, every fold readable",
+            f"{project.ready_rate:,.0f}",
+            f"{project.first_to_ready_s:.2f} s from its first event folded to /health 200 "
+            "(the projection and the command side's memory of the topic)",
         )
     if rebuilt is not None:
         line(
@@ -300,13 +307,18 @@ def report(
     if quix is not None:
         ratio = quix.rate / raw.rate
         line("ratio Quix / raw", f"{ratio:.3f}", f"raw is {1 / ratio:.1f}x faster")
-    if project_eps is not None:
+    if project is not None and project_eps is not None:
         line("ratio project / raw", f"{project_eps / raw.rate:.4f}", "")
         if quix is not None:
             line(
                 "ratio project / Quix",
                 f"{project_eps / quix.rate:.3f}",
                 f"the project folds {project_eps / quix.rate:.2f}x as fast as Quix",
+            )
+            line(
+                "ratio project (every fold) / Quix",
+                f"{project.ready_rate / quix.rate:.3f}",
+                "every fold of the worker readable, against Quix's one",
             )
 
 
@@ -315,7 +327,12 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=500_000)
     parser.add_argument("--accounts", type=int, default=1000)
     parser.add_argument("--no-project", action="store_true", help="only the peers")
-    parser.add_argument("--profile", type=Path, default=None, help="py-spy the worker's fold")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="py-spy the worker's fold (and its rebuild, to FILE.rebuild)",
+    )
     args = parser.parse_args()
     if args.events < args.accounts:
         parser.error("--events must be at least --accounts")
@@ -350,7 +367,10 @@ def main() -> None:
         if not args.no_project:
             project = asyncio.run(refold(system, worker, n, work.expected, args.profile))
             print(f"project fold done in {project.first_to_last_s:.1f} s")
-            rebuilt = rebuild_accounts(system)
+            rebuild_profile = None
+            if args.profile is not None:
+                rebuild_profile = args.profile.with_name(f"{args.profile.name}.rebuild")
+            rebuilt = rebuild_accounts(system, worker, rebuild_profile)
             print(f"shop rebuild accounts done in {rebuilt.seconds:.1f} s")
             worker.stop()
         raw = asyncio.run(fold_raw(bootstrap, topic, n, work.expected))

@@ -43,19 +43,29 @@ class ProjectRun:
     events: int
     first_to_last_s: float
     start_to_caught_up_s: float
-    """From starting the worker process (empty data dir) until everything is folded."""
+    """From starting the worker process (empty data dir) until the projection is folded."""
+    first_to_ready_s: float
+    """From the first event folded until every fold of the worker (the projection and the
+    command side's memory of the same topic among them) reached the log's end: the
+    worker answers /health 200, every row readable."""
     cpu_s: float
     rss_mb: float
+    peak_rss_mb: float
     problems: list[str]
 
     @property
     def rate(self) -> float:
         return self.events / self.first_to_last_s if self.first_to_last_s > 0 else float("nan")
 
+    @property
+    def ready_rate(self) -> float:
+        return self.events / self.first_to_ready_s if self.first_to_ready_s > 0 else float("nan")
 
-def rss_mb(pid: int) -> float:
+
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """Resident memory now (VmRSS), or the peak since the process started (VmHWM)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -98,17 +108,23 @@ async def refold(
                 first, first_done = time.perf_counter(), done
             await asyncio.sleep(0.05)
         last = time.perf_counter()
+        while not worker.answers_ready():
+            if time.perf_counter() > deadline:
+                raise TimeoutError(f"every fold: not ready after {FOLD_TIMEOUT:.0f} s")
+            await asyncio.sleep(0.05)
+        ready = time.perf_counter()
         cpu = cpu_seconds(worker.process.pid) - (cpu_before or 0.0)
         stop_profile(spy)
-        memory = rss_mb(worker.process.pid)
+        memory, peak = rss_mb(worker.process.pid), rss_mb(worker.process.pid, "VmHWM")
     finally:
         await admin.close()
-    worker.wait_ready(timeout=120)
     sample = dict(random.Random(1).sample(sorted(expected.items()), min(1000, len(expected))))
     problems = await verify(worker.url, sample)
     if profile is not None:
         summarize_profile(profile)
-    return ProjectRun(n - first_done, last - first, last - started, cpu, memory, problems)
+    return ProjectRun(
+        n - first_done, last - first, last - started, ready - first, cpu, memory, peak, problems
+    )
 
 
 @dataclass
@@ -120,9 +136,12 @@ class Rebuild:
     """The command's whole run, its start-up included."""
 
 
-def rebuild_accounts(system: System) -> Rebuild:
+def rebuild_accounts(system: System, worker: Worker, profile: Path | None = None) -> Rebuild:
     """`shop rebuild accounts` against the caught-up, idle worker: every partition folded
-    from offset 0 into a fresh store and swapped in, timed as the command runs it."""
+    from offset 0 into a fresh store and swapped in, timed as the command runs it;
+    `profile`: py-spy samples the worker meanwhile."""
+    assert worker.process is not None
+    spy = None if profile is None else start_profile(worker.process.pid, profile)
     started = time.perf_counter()
     result = subprocess.run(
         [sys.executable, "-m", "app.cli", "rebuild", "accounts", "--timeout", "900"],
@@ -133,6 +152,9 @@ def rebuild_accounts(system: System) -> Rebuild:
         timeout=960,
     )
     seconds = time.perf_counter() - started
+    stop_profile(spy)
+    if profile is not None:
+        summarize_profile(profile, phase="the rebuild")
     replayed = re.search(r"accounts: (\d+) events replayed", result.stdout)
     switched = re.search(r"partitions switched in ([\d.]+) s", result.stdout)
     if result.returncode != 0 or replayed is None or switched is None:

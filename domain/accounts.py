@@ -74,17 +74,11 @@ def evolve(state: Account, event: AccountEvent, at: datetime | None = None) -> A
     version = state.version + 1
     match event:
         case AccountOpened(owner=owner):
-            return state.model_copy(
-                update={"owner": owner, "version": version, "opened_at": at, "updated_at": at}
-            )
+            return state.evolved(owner=owner, version=version, opened_at=at, updated_at=at)
         case MoneyDeposited(amount=amount):
-            return state.model_copy(
-                update={"balance": state.balance + amount, "version": version, "updated_at": at}
-            )
+            return state.evolved(balance=state.balance + amount, version=version, updated_at=at)
         case MoneyWithdrawn(amount=amount):
-            return state.model_copy(
-                update={"balance": state.balance - amount, "version": version, "updated_at": at}
-            )
+            return state.evolved(balance=state.balance - amount, version=version, updated_at=at)
     raise TypeError(f"not an account event: {event!r}")
 
 

@@ -101,13 +101,8 @@ def evolve_stock(state: Stock, event: StockEvent, at: datetime | None = None) ->
             on_hand -= quantity
         case _:
             raise TypeError(f"not a stock event: {event!r}")
-    return state.model_copy(
-        update={
-            "on_hand": on_hand,
-            "reserved": reserved,
-            "reservations": reservations,
-            "version": state.version + 1,
-        }
+    return state.evolved(
+        on_hand=on_hand, reserved=reserved, reservations=reservations, version=state.version + 1
     )
 
 
@@ -195,7 +190,7 @@ def evolve_reservation(
             change = {"status": "committed"}
         case _:
             raise TypeError(f"not a reservation event: {event!r}")
-    return state.model_copy(update={**change, "version": state.version + 1})
+    return state.evolved(**change, version=state.version + 1)
 
 
 RESERVATIONS: Decider[ReservationCommand, ReservationEvent, Reservation] = Decider(

@@ -95,7 +95,7 @@ def evolve(state: Order, event: OrderEvent, at: datetime | None = None) -> Order
             change |= {"status": "cancelled", "cancel_reason": reason, "cancel_detail": detail}
         case _:
             raise TypeError(f"not an order event: {event!r}")
-    return state.model_copy(update=change)
+    return state.evolved(**change)
 
 
 def _require(state: Order, allowed: tuple[str, ...], action: str) -> None:

@@ -105,7 +105,7 @@ def evolve(state: Payment, event: PaymentEvent, at: datetime | None = None) -> P
             change = {"status": "refund_failed"}
         case _:
             raise TypeError(f"not a payment event: {event!r}")
-    return state.model_copy(update={**change, "version": version})
+    return state.evolved(**change, version=version)
 
 
 PAYMENTS: Decider[PaymentCommand, PaymentEvent, Payment] = Decider(

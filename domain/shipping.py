@@ -50,7 +50,7 @@ def evolve(state: Shipment, event: ShipmentEvent, at: datetime | None = None) ->
             change = {"status": "cancelled"}
         case _:
             raise TypeError(f"not a shipment event: {event!r}")
-    return state.model_copy(update={**change, "version": state.version + 1})
+    return state.evolved(**change, version=state.version + 1)
 
 
 SHIPMENTS: Decider[ShipmentCommand, ShipmentEvent, Shipment] = Decider(
