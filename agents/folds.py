@@ -150,7 +150,7 @@ class FoldRunner(Reader):
     ) -> Rebuilt:
         path = self.store_path(partition).with_name(f"p{partition}.rebuild")
         shutil.rmtree(path, ignore_errors=True)
-        fresh = PartitionStore(path)
+        fresh = PartitionStore(path, durable=False)
         counts = Rebuilt()
         consumer = await started_consumer(group_id=None)
         tps = [TopicPartition(topic, partition) for topic in self.topics]
@@ -232,6 +232,7 @@ def _differences(live: PartitionStore, fresh: PartitionStore) -> tuple[int, int,
 def _replace(live: PartitionStore, fresh: PartitionStore) -> PartitionStore:
     """Put `fresh` where `live` was, synchronously: no reader sees a closed store."""
     path = live.path
+    fresh.seal()
     fresh.close()
     live.destroy()
     fresh.path.rename(path)

@@ -14,7 +14,15 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import cast
 
-from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch, WriteBufferManager
+from rocksdict import (
+    BlockBasedOptions,
+    Cache,
+    Options,
+    Rdict,
+    WriteBatch,
+    WriteBufferManager,
+    WriteOptions,
+)
 
 from app.settings import settings
 
@@ -66,12 +74,19 @@ class _Memory:
 
 
 class PartitionStore:
-    """A RocksDB database for one source partition of one fold."""
+    """A RocksDB database for one source partition of one fold.
 
-    def __init__(self, path: Path) -> None:
+    `durable=False` (a rebuild's fresh store): writes skip RocksDB's write-ahead log,
+    and `seal()` puts them in files. A crash loses the store, which a rebuild throws
+    away and begins again anyway; a live store is always durable."""
+
+    def __init__(self, path: Path, *, durable: bool = True) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._db = Rdict(str(path), _Memory.options())
+        self._write_options = WriteOptions()
+        # a property at run time; rocksdict's type stub calls it a method
+        self._write_options.disable_wal = not durable  # type: ignore[method-assign,assignment]
         self.offsets: dict[str, int] = {
             key[len(OFFSETS) :].decode(): int(value) for key, value in self.with_prefix(OFFSETS)
         }
@@ -111,15 +126,21 @@ class PartitionStore:
     def write(self, rows: Rows, offsets: Mapping[str, int]) -> None:
         """Write `rows` and the offsets they reflect (topic -> next offset) in one atomic batch."""
         batch = WriteBatch(raw_mode=True)
-        for key, value in rows.items():
+        # in key order: RocksDB's memtable takes a sorted batch in about half the time
+        for key, value in sorted(rows.items()):
             if value is None:
                 batch.delete(key)
             else:
                 batch.put(key, value)
         for topic, offset in offsets.items():
             batch.put(OFFSETS + topic.encode(), str(offset).encode())
-        self._db.write(batch)
+        self._db.write(batch, self._write_options)
         self.offsets.update(offsets)
+
+    def seal(self) -> None:
+        """Put every write in the store's files (what a store without its log needs
+        before it is closed and opened as a live one)."""
+        self._db.flush(wait=True)
 
     def close(self) -> None:
         self._db.close()

@@ -145,7 +145,7 @@ def test_a_rebuilt_store_replaces_the_live_one_and_the_switch_is_counted(
 ) -> None:
     live = PartitionStore(tmp_path / "p1")
     live.write({b"a/same": b"1", b"a/wrong": b"999", b"a/ghost": b"1"}, {TOPIC: 10})
-    fresh = PartitionStore(tmp_path / "p1.rebuild")
+    fresh = PartitionStore(tmp_path / "p1.rebuild", durable=False)  # as a rebuild makes it
     fresh.write({b"a/same": b"1", b"a/wrong": b"2", b"a/missing": b"3"}, {TOPIC: 10})
 
     assert _differences(live, fresh) == (2, 1, 1)  # written, deleted, unchanged
@@ -155,6 +155,13 @@ def test_a_rebuilt_store_replaces_the_live_one_and_the_switch_is_counted(
     assert dict(swapped.rows()) == {b"a/same": b"1", b"a/wrong": b"2", b"a/missing": b"3"}
     assert swapped.offset(TOPIC) == 10
     swapped.close()
+
+
+def test_rows_start_past_the_offsets_whatever_the_first_byte(tmp_path: Path) -> None:
+    store = PartitionStore(tmp_path / "p2")
+    store.write({b"\x01low": b"1", b"a/x": b"2", b"\xffhigh": b"3"}, {TOPIC: 5})
+    assert [key for key, _ in store.rows()] == [b"\x01low", b"a/x", b"\xffhigh"]
+    store.close()
 
 
 def test_a_prefix_read_starts_past_after(tmp_path: Path) -> None:
