@@ -42,7 +42,7 @@ from faust.types import TP
 
 from agents.dead_letters import SYSTEM
 from app import faults, lag
-from app.kafka_clients import client_options
+from app.kafka_clients import PARTITION_FETCH_BYTES, client_options
 from app.main import app
 from app.metrics import EVENTS_PROCESSED, FOLD_BATCH_SECONDS, FOLD_LAG, STORES
 from app.settings import settings
@@ -57,10 +57,6 @@ FETCH_WAIT_MS = 100
 REPORT_EVERY = 1.0
 """Seconds between progress commits and lag gauges."""
 MAX_BACKOFF_SECONDS = 5.0
-PARTITION_FETCH_BYTES = 1024 * 1024
-"""Most a fetch brings of one partition (about 3,000 events): a worker catching up
-reads every partition of several topics at once, and what a fetch brings waits in
-memory until it is folded (4 MiB here put ~30 MB on a worker's peak, bench.peers)."""
 
 READERS: dict[str, Reader] = {}
 """Every reader of this worker by name (/ops and readiness find them here)."""

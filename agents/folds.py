@@ -8,7 +8,8 @@ written in one RocksDB WriteBatch (tables/partition_store.py). After any crash
 the fold resumes from the stored offsets; an empty store folds from offset 0
 (the event topics are the changelog). A fold that keeps no rows (`outputs_only`)
 resumes from its progress commit. A partition is rebuilt from offset 0 beside
-the live store and swapped in (`FoldRunner.rebuild`).
+the live store (by a process of its own, agents/refold.py) and swapped in
+(`FoldRunner.rebuild`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from faust.types import TopicT
 
 from agents.dead_letters import GaveUp, bury
 from agents.engine import FETCH_WAIT_MS, Reader, partition_of, started_consumer
+from agents.refold import Counts, refold
 from app import faults
 from app.main import app
 from app.settings import settings
@@ -131,6 +133,8 @@ class FoldRunner(Reader):
     ) -> Rebuilt:
         """Fold `partition` from offset 0 into a fresh store, then swap it in.
 
+        Up to where the live store was when it began, a refold process folds it
+        (agents/refold.py: on a core of its own); then this worker folds on from there.
         The live store serves and folds meanwhile; for the last stretch (from the
         live store's offsets to the fresh one's) the live fold waits, then the fresh
         store replaces it in one step. Nothing is sent on: the live fold did that.
@@ -150,14 +154,25 @@ class FoldRunner(Reader):
     ) -> Rebuilt:
         path = self.store_path(partition).with_name(f"p{partition}.rebuild")
         shutil.rmtree(path, ignore_errors=True)
-        fresh = PartitionStore(path, durable=False)
         counts = Rebuilt()
-        consumer = await started_consumer(group_id=None)
-        tps = [TopicPartition(topic, partition) for topic in self.topics]
+
+        async def progress(refolded: Counts) -> None:
+            counts.read, counts.skipped = refolded.read, refolded.skipped
+            await report(counts, refolded.end)
+
+        consumer: AIOKafkaConsumer | None = None
+        fresh: PartitionStore | None = None
         try:
+            # up to where the live store is now, in a process of its own (agents/refold.py)
+            until = {topic: self.stores[partition].offset(topic) for topic in self.topics}
+            if any(until.values()):
+                await refold(self.fold.name, partition, path, until, progress)
+            fresh = PartitionStore(path, durable=False)
+            consumer = await started_consumer(group_id=None)
+            tps = [TopicPartition(topic, partition) for topic in self.topics]
             consumer.assign(tps)
             for tp in tps:
-                consumer.seek(tp, 0)
+                consumer.seek(tp, fresh.offset(tp.topic))
             while self._behind(fresh, self.stores[partition]):
                 await self._rebuild_batch(consumer, partition, fresh, counts, report)
             async with self._lock:
@@ -168,12 +183,16 @@ class FoldRunner(Reader):
                     await self._rebuild_batch(consumer, partition, fresh, counts, report)
                 counts.written, counts.deleted, counts.unchanged = _differences(live, fresh)
                 self.stores[partition] = _replace(live, fresh)
+                fresh = None  # it is the live store now
                 self._assign()
         except BaseException:
-            fresh.destroy()
+            if fresh is not None:
+                fresh.close()
+            shutil.rmtree(path, ignore_errors=True)
             raise
         finally:
-            await consumer.stop()
+            if consumer is not None:
+                await consumer.stop()
         return counts
 
     def _behind(self, fresh: PartitionStore, live: PartitionStore) -> bool:

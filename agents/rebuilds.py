@@ -5,8 +5,8 @@ folds that partition of the event topics from offset 0 into a fresh partition
 store (the live one keeps serving and folding), catches up with the live fold,
 then swaps the fresh store in, in one step (agents/folds.py `FoldRunner.rebuild`),
 reporting progress on the progress topic throughout. The partitions of one
-request are rebuilt side by side (one actor each), so one partition's waits
-for Kafka overlap another's folding.
+request are rebuilt side by side (one actor each); their refolds run in processes
+of their own, one per core at a time (agents/refold.py).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from app.main import app
 from app.settings import settings
 from app.topics import rebuild_progress, rebuild_requests
 from models.rebuilds import REBUILDABLE, RebuildProgress, RebuildRequest
+from tables.rebuildable import REBUILDABLE_FOLDS
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,9 @@ READ_MODELS: dict[str, FoldRunner] = {
     "timeline": orders_timeline,
 }
 assert set(READ_MODELS) == set(REBUILDABLE), "models/rebuilds.py names what the CLI offers"
+assert all(  # the refold process finds a read model's fold by its name
+    REBUILDABLE_FOLDS[name]().name == runner.fold.name for name, runner in READ_MODELS.items()
+)
 REPORT_EVERY = 0.5
 
 

@@ -13,10 +13,11 @@ from typing import Any
 import pytest
 
 from agents.folds import _differences, _replace
+from app.settings import settings
 from domain.accounts import ACCOUNTS
 from models.envelope import CommandEnvelope, EventEnvelope
 from tables.accounts import accounts_read_model
-from tables.partition_store import PartitionStore
+from tables.partition_store import PartitionStore, _Memory
 from tables.read_models import Folded, GapInLog
 from tables.state_fold import history_key, read_history, state_key, state_row
 from tests.unit.records import Record, Rows
@@ -175,3 +176,19 @@ def test_a_prefix_read_starts_past_after(tmp_path: Path) -> None:
         b"paid/o-3",
     ]
     store.close()
+
+
+def test_a_hundred_idle_stores_stay_far_below_the_memtable_budget(tmp_path: Path) -> None:
+    """A worker holds about a hundred stores. The shared budget counts the blocks each
+    memtable took, so with RocksDB's default block size one write to each store put
+    the worker over the budget and every later write flushed its store to a new file."""
+    stores = [PartitionStore(tmp_path / f"p{n}") for n in range(100)]
+    for round_ in range(5):
+        for store in stores:
+            store.write({f"a/{round_}".encode(): b"x" * 200}, {TOPIC: round_ + 1})
+    memtables = _Memory.memtables
+    assert memtables is not None
+    assert memtables.get_usage() < settings.rocksdb_memtables_bytes / 2
+    assert not list(tmp_path.glob("*/*.sst"))  # nothing was flushed
+    for store in stores:
+        store.close()
