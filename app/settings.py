@@ -162,7 +162,7 @@ class Settings:
     )
     """A store's memtable: flushed to a file when full."""
     rocksdb_memtables_bytes: int = field(
-        default_factory=lambda: _int("ROCKSDB_MEMTABLES_BYTES", 32 * 1024 * 1024)
+        default_factory=lambda: _int("ROCKSDB_MEMTABLES_BYTES", 64 * 1024 * 1024)
     )
     """Every memtable of the worker's stores together: past it, the store written flushes."""
     instance_id: str = field(default_factory=lambda: _env("SHOP_INSTANCE_ID", ""))
