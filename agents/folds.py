@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -165,8 +166,10 @@ class FoldRunner(Reader):
         try:
             # up to where the live store is now, in a process of its own (agents/refold.py)
             until = {topic: self.stores[partition].offset(topic) for topic in self.topics}
+            began = time.monotonic()
             if any(until.values()):
-                await refold(self.fold.name, partition, path, until, progress)
+                await progress(await refold(self.fold.name, partition, path, until, progress))
+            refolded = time.monotonic()
             fresh = PartitionStore(path, durable=False)
             consumer = await started_consumer(group_id=None)
             tps = [TopicPartition(topic, partition) for topic in self.topics]
@@ -185,6 +188,13 @@ class FoldRunner(Reader):
                 self.stores[partition] = _replace(live, fresh)
                 fresh = None  # it is the live store now
                 self._assign()
+            log.info(
+                "%s: partition %d refolded in %.2f s (process), caught up and switched in %.2f s",
+                self.fold.name,
+                partition,
+                refolded - began,
+                time.monotonic() - refolded,
+            )
         except BaseException:
             if fresh is not None:
                 fresh.close()

@@ -32,9 +32,29 @@ def test_a_failed_refold_is_an_error_that_says_why(tmp_path: Path) -> None:
 
     with pytest.raises(RuntimeError) as failed:
         asyncio.run(refold("nope", 3, tmp_path / "p3.rebuild", {"t": 5}, progress))
-    assert "the refold of nope partition 3 exited 1" in str(failed.value)
+    assert "the refold of nope partitions [3] exited 1" in str(failed.value)
     assert "no rebuildable fold named 'nope'" in str(failed.value)
     assert seen == []
+
+
+def test_the_partitions_asked_for_together_share_one_process_per_core(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("agents.refold.os.cpu_count", lambda: 2)
+
+    async def progress(counts: Counts) -> None:
+        raise AssertionError("no progress from a process that failed at once")
+
+    async def three() -> list[BaseException | Counts]:
+        return await asyncio.gather(
+            *(refold("nope", p, tmp_path / f"p{p}", {"t": 5}, progress) for p in (3, 5, 7)),
+            return_exceptions=True,
+        )
+
+    errors = [str(outcome) for outcome in asyncio.run(three())]
+    assert "partitions [3, 7] exited 1" in errors[0]
+    assert "partitions [5] exited 1" in errors[1]
+    assert "partitions [3, 7] exited 1" in errors[2]
 
 
 def test_the_refold_process_imports_nothing_of_the_worker() -> None:
