@@ -85,6 +85,10 @@ app = ShopApp(
         "write_buffer_size": 1024 * 1024,
         "max_write_buffer_number": 2,
     },
+    # static membership (KIP-345): a worker that comes back under the same name within
+    # the session timeout gets its partitions back with no rebalance, and the others
+    # never stop; without a name, every restart revokes and reassigns every partition
+    consumer_group_instance_id=settings.instance_id or None,
     broker_session_timeout=settings.session_timeout,
     broker_heartbeat_interval=max(1.0, settings.session_timeout / 3),
     # acks=all: an append is answered once every in-sync replica has it (at least

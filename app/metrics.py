@@ -80,10 +80,9 @@ SYSTEM_ERRORS = Counter(
     "System errors (broker, topic, timeout, store) met by an agent; each is retried.",
     ["agent", "error_type"],
 )
-SKIPPED_REPLAYED = Counter(
-    "shop_skipped_messages_replayed",
-    "Messages faust skipped at a rebalance, read back from Kafka and handled (see agents).",
-    ["agent"],
+REBALANCES = Counter(
+    "shop_rebalances",
+    "Partition assignments this worker received (each rebalance of the group it took part in).",
 )
 FOLD_BATCH_SECONDS = Histogram(
     "shop_fold_batch_seconds",

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # `make start`: a broker (unless one answers), two faust workers, sample traffic.
-# Ctrl-C stops traffic and workers (SIGTERM, then wait), and the broker only if
-# this script started it.
+# Each worker runs under a supervisor: one that exits is started again (same name,
+# same data dir: it rejoins with its own partitions), after a back-off that doubles
+# up to 30 s while it keeps failing, and the supervisor says so. Ctrl-C stops traffic
+# and workers (SIGTERM, then wait), and the broker only if this script started it.
 #
 # Environment:
 #   KAFKA_BOOTSTRAP_SERVERS  use this broker (default 127.0.0.1:9092); a local one is
@@ -27,7 +29,7 @@ port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 
 broker_started=""
 broker_port=""
-worker_pids=()
+supervisor_pids=()
 traffic_pid=""
 
 stop_pid() { # pid name: SIGTERM, wait up to 30s, then SIGKILL
@@ -49,16 +51,22 @@ cleanup() {
   [[ -n "$cleaned" ]] && return
   cleaned=1
   trap '' INT TERM
+  touch .run/stopping # the supervisors restart nothing from now on
   [[ -n "$traffic_pid" ]] && stop_pid "$traffic_pid" "traffic"
-  local pid
-  for pid in "${worker_pids[@]}"; do stop_pid "$pid" "worker" & done
+  local n pid
+  for n in 1 2; do
+    pid="$(cat ".run/worker-$n.pid" 2>/dev/null || true)"
+    [[ -n "$pid" ]] && stop_pid "$pid" "worker-$n" &
+  done
   wait
+  for pid in "${supervisor_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   if [[ -n "$broker_started" ]]; then
     KAFKA_PORT="$broker_port" scripts/kafka.sh stop
   fi
   say "stopped"
 }
-trap 'cleanup; exit 130' INT
+# Ctrl-C is how the shop is stopped: a clean stop, exit 0
+trap 'cleanup; exit 0' INT
 trap 'cleanup; exit 143' TERM
 trap cleanup EXIT
 
@@ -93,15 +101,35 @@ if [[ "$bootstrap" != "127.0.0.1:9092" ]]; then
   data_root=".data/broker-${first//[^A-Za-z0-9.-]/-}"
 fi
 mkdir -p .run "$data_root"
+rm -f .run/stopping
+
+supervise() { # n port: run worker-n, and start it again whenever it exits
+  local n="$1" port="$2" backoff=1 started pid status
+  while [[ ! -e .run/stopping ]]; do
+    started=$SECONDS
+    SHOP_INSTANCE_ID="worker-$n" PYTHONUNBUFFERED=1 \
+      .venv/bin/faust -A app.worker -D "$data_root/worker-$n" worker -l info -p "$port" \
+      -h 127.0.0.1 >>".run/worker-$n.log" 2>&1 </dev/null &
+    pid=$!
+    echo "$pid" >".run/worker-$n.pid"
+    status=0
+    wait "$pid" || status=$?
+    [[ -e .run/stopping ]] && return 0
+    ((SECONDS - started > 60)) && backoff=1 # it ran a while: not a crash loop
+    say "worker-$n (pid $pid) exited with status $status; starting it again in ${backoff}s" \
+      "(log .run/worker-$n.log)"
+    sleep "$backoff"
+    backoff=$((backoff * 2 > 30 ? 30 : backoff * 2))
+  done
+}
+
 n=0
 for port in "$port_1" "$port_2"; do
   n=$((n + 1))
-  SHOP_INSTANCE_ID="worker-$n" PYTHONUNBUFFERED=1 \
-    .venv/bin/faust -A app.worker -D "$data_root/worker-$n" worker -l info -p "$port" -h 127.0.0.1 \
-    >".run/worker-$n.log" 2>&1 </dev/null &
-  worker_pids+=("$!")
-  echo "$!" >".run/worker-$n.pid"
-  say "worker-$n (pid $!) on http://127.0.0.1:$port, log .run/worker-$n.log"
+  : >".run/worker-$n.log"
+  supervise "$n" "$port" &
+  supervisor_pids+=("$!")
+  say "worker-$n on http://127.0.0.1:$port (supervised), log .run/worker-$n.log"
 done
 
 health() { # port -> HTTP status of /health ("000" when nothing answers)
@@ -112,17 +140,10 @@ say "waiting for the workers to be healthy (up to ${start_timeout}s)"
 deadline=$((SECONDS + start_timeout))
 for port in "$port_1" "$port_2"; do
   until [[ "$(health "$port")" == "200" ]]; do
-    n=0
-    for pid in "${worker_pids[@]}"; do
-      n=$((n + 1))
-      if ! kill -0 "$pid" 2>/dev/null; then
-        say "worker-$n exited; last lines of .run/worker-$n.log:"
-        tail -n 40 ".run/worker-$n.log" >&2
-        exit 1
-      fi
-    done
     if ((SECONDS >= deadline)); then
-      say "http://127.0.0.1:$port/health is not 200 after ${start_timeout}s; see .run/*.log"
+      say "http://127.0.0.1:$port/health is not 200 after ${start_timeout}s; last lines of" \
+        "its log:"
+      tail -n 40 ".run/worker-$([[ "$port" == "$port_1" ]] && echo 1 || echo 2).log" >&2
       exit 1
     fi
     sleep 1
@@ -150,16 +171,9 @@ if [[ "$rate" != "0" ]]; then
   traffic_pid="$!"
 fi
 say "running; Ctrl-C to stop"
-# wait for Ctrl-C (the traps clean up); a worker that dies ends the run
+# wait for Ctrl-C (the traps clean up); the supervisors restart a worker that exits
 while true; do
-  for pid in "${worker_pids[@]}"; do
-    if ! kill -0 "$pid" 2>/dev/null; then
-      say "a worker (pid $pid) exited; see .run/*.log"
-      exit 1
-    fi
-  done
-  # in the background: `wait` returns at once on Ctrl-C, so the trap stops everything
-  # before this loop could take the workers' own exit (they get the SIGINT too) for a crash
-  sleep 2 &
+  # in the background: `wait` returns at once on Ctrl-C, so the trap runs at once
+  sleep 3600 &
   wait $! || true
 done

@@ -12,9 +12,10 @@ it. Its changelog is the only data topic faust's own consumer subscribes to
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from app.main import app
+from app.metrics import REBALANCES
 from app.settings import settings
 
 # bytes keys are stored raw, so table_route hashes them as the producer does
@@ -24,6 +25,13 @@ owners: Any = app.Table(
     key_type=bytes,
     help="Routing only: partition p's owner decides and folds the keys in p.",
 )
+
+
+async def _count_rebalance(sender: Any, assigned: set[Any], **kwargs: Any) -> None:
+    REBALANCES.inc()
+
+
+app.on_partitions_assigned.connect(cast(Any, _count_rebalance))
 
 
 def owned_partitions() -> set[int]:

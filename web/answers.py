@@ -131,6 +131,8 @@ class Readiness(BaseModel):
     catching_up: dict[str, list[int]]
     """Command sides and folds still folding their log to its end, with their partitions."""
     active_partitions: int
+    partitions: list[int]
+    """The partitions this worker owns: it decides, folds and serves their keys."""
     web: str
 
 
@@ -141,6 +143,7 @@ class Health(BaseModel):
     recovering: bool
     catching_up: dict[str, list[int]]
     active_partitions: int
+    partitions: list[int]
     web: str
     lag: dict[str, Any]
     stalled: list[dict[str, Any]]

@@ -31,6 +31,7 @@ from app.lag import LagUnavailable, lag_monitor
 from app.main import app
 from app.readiness import serves_reads
 from app.stalls import stalls
+from tables.owners import owned_partitions
 from web.answers import ErrorBody, Health, LagReport, Readiness
 from web.operations import RETRY_AFTER, Answer, operation
 
@@ -50,6 +51,7 @@ def readiness() -> dict[str, object]:
         "recovering": recovering,
         "catching_up": catching_up,
         "active_partitions": len(actives),
+        "partitions": sorted(owned_partitions()),
         "web": str(app.conf.canonical_url),
     }
 

@@ -68,4 +68,11 @@ async def test_the_live_snapshot_is_unavailable_while_the_rule_says_no(recoverin
 async def test_ops_readiness_is_the_rule_and_its_own_facts(recovering: None) -> None:
     body = ops.readiness()
     assert body["recovering"] is True and body["status"] == "starting"
-    assert set(body) == {"status", "recovering", "catching_up", "active_partitions", "web"}
+    assert set(body) == {
+        "status",
+        "recovering",
+        "catching_up",
+        "active_partitions",
+        "partitions",
+        "web",
+    }
