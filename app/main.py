@@ -44,6 +44,9 @@ class ShopApp(faust.App):
         return transport
 
     declarations: list[Callable[[], Awaitable[None]]]
+    drains: list[Callable[[], Awaitable[None]]]
+    """Run first when the worker stops, before any part of it stops (a graceful stop:
+    take no new work, finish what is in flight; the command bus's `drain`)."""
 
     async def on_first_start(self) -> None:
         # `faust -D DIR` exports F_DATADIR only after this module built the App
@@ -56,6 +59,11 @@ class ShopApp(faust.App):
         await super().on_first_start()
         for declare in self.declarations:
             await declare()
+
+    async def on_stop(self) -> None:
+        for drain in self.drains:
+            await drain()
+        await super().on_stop()
 
 
 app = ShopApp(
@@ -104,5 +112,6 @@ app = ShopApp(
 )
 
 app.declarations = []
+app.drains = []
 
 __all__ = ["app"]

@@ -118,8 +118,11 @@ class Settings:
     then survives one broker down, and is refused rather than kept on one copy alone)."""
     store: str = field(default_factory=lambda: _env("SHOP_STORE", "rocksdb://"))
     standby_replicas: int = field(default_factory=lambda: _int("SHOP_STANDBY_REPLICAS", 1))
-    session_timeout: float = field(default_factory=lambda: _float("KAFKA_SESSION_TIMEOUT", 30.0))
-    """Seconds before the group gives a dead worker's partitions to the others."""
+    session_timeout: float = field(default_factory=lambda: _float("KAFKA_SESSION_TIMEOUT", 10.0))
+    """Seconds before the group gives a dead worker's partitions to the others (a worker
+    restarted within it gets its own back: static membership). Heartbeats go every third
+    of it from the worker's loop, so a loop held longer than this would be taken for
+    dead; nothing here holds it for more than about a second (bench.failover, the soak)."""
     linger_ms: int = field(default_factory=lambda: _int("KAFKA_LINGER_MS", 0))
     """How long the producer holds a record to send it with others (aiokafka's linger_ms):
     0 sends at once, and group commit (COMMAND_MAX_BATCH) makes the batches."""

@@ -104,7 +104,7 @@ class Failover:
         try:
             return await self._run()
         finally:
-            self.system.stop()
+            await in_thread(self.system.stop)
 
     async def _run(self) -> int:
         args, system = self.args, self.system

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.system import FAILOVER_SESSION_TIMEOUT, System, Worker, ensure_broker
+from tests.system import System, Worker, ensure_broker
 
 
 @pytest.fixture(scope="session")
@@ -16,7 +16,7 @@ def kafka_bootstrap() -> str:
 
 @pytest.fixture(scope="module")
 def system(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    shop = System(tmp_path_factory.mktemp("shop"), KAFKA_SESSION_TIMEOUT=FAILOVER_SESSION_TIMEOUT)
+    shop = System(tmp_path_factory.mktemp("shop"))
     yield shop
     shop.stop()
 

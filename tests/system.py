@@ -15,14 +15,8 @@ from bench.local_shop import (
     read_values,
 )
 
-FAILOVER_SESSION_TIMEOUT = "10"
-"""KAFKA_SESSION_TIMEOUT for systems whose workers get SIGKILLed: the survivors (or the
-restarted worker) take a dead worker's partitions only once its session times out, 30 s
-by default; 10 s cuts about 20 s of waiting per kill (heartbeats still come every 3 s)."""
-
 __all__ = [
     "DEFAULT_BOOTSTRAP",
-    "FAILOVER_SESSION_TIMEOUT",
     "ROOT",
     "System",
     "Worker",

@@ -21,7 +21,7 @@ from faust.web import Request, Response, View
 from pydantic import BaseModel, ValidationError
 
 from agents.folds import FoldRunner, NotHere
-from app.command_bus import CommandTimeout, Overloaded, command_bus
+from app.command_bus import CommandTimeout, Overloaded, Stopping, command_bus
 from app.main import app
 from app.metrics import COMMAND_RESULTS
 from app.producer import fetch_metadata
@@ -168,6 +168,15 @@ def admit_command(request: Request) -> None:
 
 
 def at_capacity(overloaded: Overloaded, **facts: Any) -> HttpError:
+    if isinstance(overloaded, Stopping):
+        error = HttpError(
+            503,
+            "stopping",
+            "this worker is stopping; the command was not sent: send it to another worker",
+            **facts,
+        )
+        error.headers["Retry-After"] = "0"
+        return error
     error = HttpError(
         503,
         "overloaded",

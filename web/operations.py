@@ -181,7 +181,9 @@ def command_answers(
         ),
         Answer(
             503,
-            "`overloaded`: this worker is at capacity, nothing was sent. Retry.",
+            "`overloaded`: this worker is at capacity, nothing was sent. Retry. "
+            "`stopping`: this worker is stopping, nothing was sent: send it to another "
+            "worker (`Retry-After: 0`).",
             headers=(RETRY_AFTER,),
         ),
         Answer(

@@ -108,7 +108,8 @@ PLACED = {
 SAGA_BUSY = Answer(
     503,
     "`saga_busy`: the saga already carries SAGA_MAX_OPEN_ORDERS orders on this worker, or "
-    "`overloaded`: the worker is at capacity. Nothing was placed: retry.",
+    "`overloaded`: the worker is at capacity, or `stopping`: the worker is stopping (send it "
+    "to another). Nothing was placed: retry.",
     headers=(RETRY_AFTER,),
 )
 

@@ -28,7 +28,7 @@ from tests.integration.analytics_support import (
     produce,
     read_events,
 )
-from tests.system import FAILOVER_SESSION_TIMEOUT, System, Worker
+from tests.system import System, Worker
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +40,6 @@ ENV = {"ANALYTICS_GRACE_SECONDS": "900", "ANALYTICS_RETENTION_SECONDS": "3600"}
 def system(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     shop = System(
         tmp_path_factory.mktemp("analytics"),
-        KAFKA_SESSION_TIMEOUT=FAILOVER_SESSION_TIMEOUT,
         ANALYTICS_GRACE_SECONDS=ENV["ANALYTICS_GRACE_SECONDS"],
         ANALYTICS_RETENTION_SECONDS=ENV["ANALYTICS_RETENTION_SECONDS"],
     )

@@ -27,7 +27,7 @@ import pytest
 from domain.accounts import ACCOUNTS
 from models.envelope import EventEnvelope
 from tests.integration.test_startup import eventually
-from tests.system import FAILOVER_SESSION_TIMEOUT, System, Worker
+from tests.system import System, Worker
 
 pytestmark = pytest.mark.integration
 
@@ -106,9 +106,7 @@ def read_events(system: System) -> list[EventEnvelope]:
 def test_sigkill_twice_during_a_run_loses_and_duplicates_nothing(
     kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory, run: int
 ) -> None:
-    system = System(
-        tmp_path_factory.mktemp("crash"), KAFKA_SESSION_TIMEOUT=FAILOVER_SESSION_TIMEOUT
-    )
+    system = System(tmp_path_factory.mktemp("crash"))
     try:
         worker = system.worker().wait_ready()
         outcome = asyncio.run(drive(worker, kills=[after_seconds(3.0), after_seconds(6.0)]))

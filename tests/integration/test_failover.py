@@ -46,7 +46,7 @@ def rebalances(worker: Worker) -> float:
 def test_a_worker_restarted_under_its_name_moves_no_partition(
     kafka_bootstrap: str, tmp_path_factory: Any
 ) -> None:
-    system = System(tmp_path_factory.mktemp("static"), KAFKA_SESSION_TIMEOUT="30")
+    system = System(tmp_path_factory.mktemp("static"))
     try:
         w1 = system.worker().wait_ready(timeout=240)
         w2 = system.worker().wait_ready(timeout=240)

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from tests.system import FAILOVER_SESSION_TIMEOUT, System, Worker
+from tests.system import System, Worker
 
 pytestmark = pytest.mark.integration
 
@@ -25,11 +25,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def flaky(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     """A system whose stock service fails twice on every message before succeeding."""
-    shop = System(
-        tmp_path_factory.mktemp("failures"),
-        SHOP_FAIL_FIRST="stock-service:2",
-        KAFKA_SESSION_TIMEOUT=FAILOVER_SESSION_TIMEOUT,
-    )
+    shop = System(tmp_path_factory.mktemp("failures"), SHOP_FAIL_FIRST="stock-service:2")
     yield shop
     shop.stop()
 

@@ -27,7 +27,7 @@ from bench.accounts import make_events, produce
 from domain.accounts import ACCOUNTS
 from models.envelope import EventEnvelope
 from tests.integration.test_startup import eventually
-from tests.system import FAILOVER_SESSION_TIMEOUT, System, Worker
+from tests.system import System, Worker
 
 pytestmark = pytest.mark.integration
 
@@ -111,7 +111,6 @@ def test_a_kill_mid_fold_loses_and_repeats_nothing(
     point, _, hit = fault.partition("@")
     system = System(
         tmp_path_factory.mktemp("fold"),
-        KAFKA_SESSION_TIMEOUT=FAILOVER_SESSION_TIMEOUT,
         SHOP_FAULT=f"{point}:kill@{hit}",
         FOLD_MAX_BATCH="300",
     )
@@ -142,11 +141,7 @@ def test_a_kill_mid_fold_loses_and_repeats_nothing(
 def test_a_kill_at_revoke_leaves_the_partitions_to_the_other_worker(
     run: int, kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    system = System(
-        tmp_path_factory.mktemp("revoke"),
-        FOLD_MAX_BATCH="300",
-        KAFKA_SESSION_TIMEOUT=FAILOVER_SESSION_TIMEOUT,
-    )
+    system = System(tmp_path_factory.mktemp("revoke"), FOLD_MAX_BATCH="300")
     try:
         system.env["SHOP_FAULT"] = "fold-revoke:kill@1"  # the first worker's first revoke
         first = system.worker("w1").wait_ready(timeout=240)

@@ -38,7 +38,7 @@ from domain.inventory import STOCKS
 from models.envelope import EventEnvelope
 from tests.integration.test_fold_crash import killed
 from tests.integration.test_order_saga import customer, eventually, final_order, stock
-from tests.system import FAILOVER_SESSION_TIMEOUT, System, Worker
+from tests.system import System, Worker
 
 pytestmark = pytest.mark.integration
 
@@ -153,9 +153,7 @@ def by_aggregate(events: list[EventEnvelope], aggregate_id: str) -> list[EventEn
 def test_a_kill_on_the_write_path_loses_and_repeats_nothing(
     point: str, restart: str, run: int, kafka_bootstrap: str, tmp_path_factory: Any
 ) -> None:
-    system = System(
-        tmp_path_factory.mktemp("kills"), KAFKA_SESSION_TIMEOUT=FAILOVER_SESSION_TIMEOUT
-    )
+    system = System(tmp_path_factory.mktemp("kills"))
     try:
         survivor = system.worker().wait_ready(timeout=240)
         victim = system.worker().wait_ready(timeout=240)

@@ -33,7 +33,7 @@ from tests.integration.test_order_saga import (
     orders_in_status,
     stock,
 )
-from tests.system import FAILOVER_SESSION_TIMEOUT, System
+from tests.system import System
 
 pytestmark = pytest.mark.integration
 
@@ -70,7 +70,6 @@ def test_a_kill_mid_feed_leaves_both_order_views_equal_to_the_orders(
 ) -> None:
     system = System(
         tmp_path_factory.mktemp("views"),
-        KAFKA_SESSION_TIMEOUT=FAILOVER_SESSION_TIMEOUT,
         ANALYTICS_GRACE_SECONDS="900",  # restarts take a while: no fact may count as late
     )
     try:

@@ -7,8 +7,10 @@ from typing import Any
 
 import pytest
 
-from app.command_bus import CommandBus, CommandTimeout, Overloaded
+from app.command_bus import CommandBus, CommandTimeout, Overloaded, Stopping
+from app.main import app
 from models.envelope import CommandEnvelope
+from web.http import at_capacity
 
 
 class Topic:
@@ -57,3 +59,28 @@ def test_a_command_past_the_in_flight_bound_is_refused_unsent_and_a_retry_joins(
             await later
 
     asyncio.run(run())
+
+
+def test_a_stopping_worker_refuses_new_commands_and_waits_for_those_in_flight() -> None:
+    async def run() -> None:
+        bus = CommandBus(max_in_flight=10)
+        try:
+            bus._ready.set()
+            bus._deciding_here = 1  # a command being decided here
+            drained = asyncio.ensure_future(bus.drain())
+            await asyncio.sleep(0.1)
+            assert not drained.done()  # it waits for the answer in flight
+            with pytest.raises(Stopping):
+                bus.check_room()
+            bus._deciding_here = 0
+            await asyncio.wait_for(drained, 1.0)
+        finally:
+            app.drains.remove(bus.drain)
+
+    asyncio.run(run())
+
+
+def test_a_stopping_worker_answers_503_stopping_with_no_wait() -> None:
+    error = at_capacity(Stopping("this worker is stopping"))
+    assert (error.status, error.code, error.headers["Retry-After"]) == (503, "stopping", "0")
+    assert at_capacity(Overloaded("64 in flight")).code == "overloaded"
