@@ -1,5 +1,5 @@
 # The two commands of the README, and a few conveniences.
-.PHONY: start test lint bench bench-peers soak soak-read startup-loop crash-loop kill-matrix saga-kill-loop broker-start broker-stop cluster-start cluster-stop clean
+.PHONY: start test lint bench bench-peers failover soak soak-read startup-loop crash-loop kill-matrix saga-kill-loop broker-start broker-stop cluster-start cluster-stop clean
 
 start:  ## broker + two workers + sample traffic; Ctrl-C stops it all
 	@scripts/start.sh
@@ -23,6 +23,11 @@ bench-peers:  ## the project's fold vs raw aiokafka vs Quix Streams, one topic (
 	@test -x .venv-bench/bin/python || python3.11 -m venv .venv-bench
 	@.venv-bench/bin/pip install -q -e '.[bench]'
 	.venv-bench/bin/python -m bench.peers $(ARGS)
+
+failover:  ## what clients wait when a worker crashes and restarts, crashes for good, or is rolled (ARGS="--rate 20")
+	@scripts/bootstrap.sh
+	@scripts/kafka.sh ensure
+	.venv/bin/python -m bench.failover $(ARGS)
 
 startup-loop:  ## the start-up race and the outage test, STARTUP_RUNS times (default 20)
 	@scripts/bootstrap.sh
