@@ -9,7 +9,9 @@ from app.settings import settings
 PARTITION_FETCH_BYTES = 1024 * 1024
 """Most a fetch of the readers brings of one partition (about 3,000 events): a worker
 catching up reads every partition of several topics at once, and what a fetch brings
-waits in memory until it is folded (4 MiB here put ~30 MB on a worker's peak, bench.peers)."""
+waits in memory until it is folded. A worker folding a million accounts from an empty
+disk peaked at 309 MB with 4 MiB and 277 MB with this, ready 72 s after its start
+instead of 67 (bench.peers, the memory figures in the README)."""
 
 
 def client_options() -> dict[str, Any]:
