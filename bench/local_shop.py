@@ -11,6 +11,7 @@ be killed with SIGKILL and restarted.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
 import signal
 import socket
@@ -45,13 +46,20 @@ def reachable(bootstrap: str, timeout: float = 1.0) -> bool:
 
 
 def ensure_broker() -> str:
-    """The broker to use: KAFKA_BOOTSTRAP_SERVERS, or a local one started by scripts/kafka.sh."""
+    """The broker to use: KAFKA_BOOTSTRAP_SERVERS, or a local one started by scripts/kafka.sh,
+    which is stopped again when this process exits (what starts a broker stops it)."""
     bootstrap = bootstrap_servers()
     if not reachable(bootstrap):
         port = bootstrap.rpartition(":")[2]
         env = {**os.environ, "KAFKA_PORT": port}
         subprocess.run([str(ROOT / "scripts" / "kafka.sh"), "start"], check=True, env=env)
+        atexit.register(_stop_broker, env)
     return bootstrap
+
+
+def _stop_broker(env: dict[str, str]) -> None:
+    print("stopping the Kafka broker this run started", flush=True)
+    subprocess.run([str(ROOT / "scripts" / "kafka.sh"), "stop"], check=False, env=env)
 
 
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
