@@ -47,9 +47,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.types import TP, TopicT
 
 from agents.dead_letters import SYSTEM
-from agents.engine import partition_of, started_consumer
+from agents.engine import partition_of
 from app import faults
 from app.command_bus import command_bus
+from app.kafka_clients import started_consumer
 from app.main import app
 from app.metrics import COMMAND_BATCH_SIZE, EVENTS_PROCESSED, STORES
 from app.settings import settings

@@ -26,9 +26,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.types import TopicT
 
 from agents.dead_letters import GaveUp, bury
-from agents.engine import FETCH_WAIT_MS, Reader, partition_of, started_consumer
+from agents.engine import FETCH_WAIT_MS, Reader, partition_of
 from agents.refold import Counts, refold
 from app import faults
+from app.kafka_clients import started_consumer
 from app.main import app
 from app.settings import settings
 from tables.partition_store import PartitionStore

@@ -35,7 +35,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from app.kafka_clients import PARTITION_FETCH_BYTES, client_options
+from app.kafka_clients import started_consumer
 from app.settings import settings
 from tables.partition_store import PartitionStore
 from tables.rebuildable import fold_named
@@ -179,14 +179,7 @@ class _Partition:
 async def _refold_here(fold_name: str, work: list[dict[str, Any]]) -> None:
     fold = fold_named(fold_name)
     parts = {w["partition"]: _Partition(w["partition"], Path(w["path"]), w["until"]) for w in work}
-    consumer = AIOKafkaConsumer(
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        max_partition_fetch_bytes=PARTITION_FETCH_BYTES,
-        **client_options(),
-    )
-    await consumer.start()
+    consumer = await started_consumer(group_id=None)
     reported = 0.0
     try:
         tps = [TopicPartition(t, p.partition) for p in parts.values() for t in p.until]

@@ -1,8 +1,12 @@
-"""Connection options for the plain aiokafka clients (replies, admin, lag, tools)."""
+"""The plain aiokafka clients' connection options (replies, admin, lag, tools), and the
+consumer every reader of the log starts with (`started_consumer`)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
+
+from aiokafka import AIOKafkaConsumer
 
 from app.settings import settings
 
@@ -29,3 +33,29 @@ def client_options() -> dict[str, Any]:
 
         options["ssl_context"] = ssl.create_default_context()
     return options
+
+
+async def started_consumer(
+    group_id: str | None, following: bool = False, wait_ms: int | None = None
+) -> AIOKafkaConsumer:
+    """A consumer for explicit assignment and seeks (no group membership; a group id
+    only to commit progress to). `following`: it trails the log's end, so its fetches
+    wait to fill (`wait_ms`, default FOLD_FOLLOW_WAIT_MS): a reader that trails the log by
+    up to that fetches a few times a second per broker, not once for each record that
+    arrives (writing fetch requests was a large share of a worker's CPU: bench.saga's
+    profile, docs)."""
+    wait = settings.fold_follow_wait_ms if wait_ms is None else wait_ms
+    batching = {"fetch_min_bytes": 1024 * 1024, "fetch_max_wait_ms": wait}
+    consumer = AIOKafkaConsumer(
+        group_id=group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=PARTITION_FETCH_BYTES,
+        **(batching if following else {}),
+        **client_options(),
+    )
+    await consumer.start()
+    # let its coordinator's reset task start: cancelled before its first step (a stop
+    # right after the start), aiokafka's close() raises CancelledError into the caller
+    await asyncio.sleep(0)
+    return consumer

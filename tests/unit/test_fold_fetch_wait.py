@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from agents import engine as folds
 from agents.command_side import TAIL_WAIT_MS
+from app import kafka_clients as clients
 from app.settings import Settings, settings
 
 
@@ -28,7 +28,7 @@ class RecordedConsumer:
 @pytest.fixture
 def recorded(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     RecordedConsumer.built = []
-    monkeypatch.setattr(folds, "AIOKafkaConsumer", RecordedConsumer)
+    monkeypatch.setattr(clients, "AIOKafkaConsumer", RecordedConsumer)
     return RecordedConsumer.built
 
 
@@ -50,14 +50,14 @@ def test_an_impossible_wait_is_refused_naming_the_variable(
 async def test_a_following_consumer_waits_as_set(
     monkeypatch: pytest.MonkeyPatch, recorded: list[dict[str, Any]]
 ) -> None:
-    monkeypatch.setattr(folds, "settings", replace(settings, fold_follow_wait_ms=40))
-    await folds.started_consumer(group_id=None, following=True)
+    monkeypatch.setattr(clients, "settings", replace(settings, fold_follow_wait_ms=40))
+    await clients.started_consumer(group_id=None, following=True)
     assert recorded[0]["fetch_max_wait_ms"] == 40
     assert recorded[0]["fetch_min_bytes"] > 64 * 1024  # the wait, not the bytes, ends it
 
 
 async def test_a_catching_up_consumer_does_not_wait(recorded: list[dict[str, Any]]) -> None:
-    await folds.started_consumer(group_id=None)
+    await clients.started_consumer(group_id=None)
     assert "fetch_max_wait_ms" not in recorded[0]
     assert "fetch_min_bytes" not in recorded[0]
 
@@ -67,5 +67,5 @@ async def test_a_command_side_tail_waits_its_own_time(
 ) -> None:
     # what another producer appended is part of the next decision; a refusal checks the
     # log's end first, so the tail trails as a read model does
-    await folds.started_consumer(group_id=None, following=True, wait_ms=TAIL_WAIT_MS)
+    await clients.started_consumer(group_id=None, following=True, wait_ms=TAIL_WAIT_MS)
     assert recorded[0]["fetch_max_wait_ms"] == TAIL_WAIT_MS == 100
