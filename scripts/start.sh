@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `make start`: a broker (unless one answers), two faust workers, sample traffic.
-# Each worker runs under a supervisor: one that exits is started again (same name,
-# same data dir: it rejoins with its own partitions), after a back-off that doubles
-# up to 30 s while it keeps failing, and the supervisor says so. Ctrl-C stops traffic
+# Each worker runs under a supervisor: one that fails (exits non-zero: a crash, a
+# SIGKILL) is started again (same name, same data dir: it rejoins with its own
+# partitions), after a back-off that doubles up to 30 s while it keeps failing, and
+# the supervisor says so; one that stops cleanly (a signal) stays stopped. Ctrl-C stops traffic
 # and workers (SIGTERM, then wait), and the broker only if this script started it.
 #
 # Environment:
@@ -53,12 +54,16 @@ cleanup() {
   trap '' INT TERM
   touch .run/stopping # the supervisors restart nothing from now on
   [[ -n "$traffic_pid" ]] && stop_pid "$traffic_pid" "traffic"
-  local n pid
+  local n pid stoppers=()
   for n in 1 2; do
     pid="$(cat ".run/worker-$n.pid" 2>/dev/null || true)"
-    [[ -n "$pid" ]] && stop_pid "$pid" "worker-$n" &
+    if [[ -n "$pid" ]]; then
+      stop_pid "$pid" "worker-$n" &
+      stoppers+=("$!")
+    fi
   done
-  wait
+  # only these: a bare `wait` would also wait for the supervisors and the idle sleep
+  ((${#stoppers[@]})) && wait "${stoppers[@]}"
   for pid in "${supervisor_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   if [[ -n "$broker_started" ]]; then
     KAFKA_PORT="$broker_port" scripts/kafka.sh stop
@@ -103,7 +108,7 @@ fi
 mkdir -p .run "$data_root"
 rm -f .run/stopping
 
-supervise() { # n port: run worker-n, and start it again whenever it exits
+supervise() { # n port: run worker-n, and start it again whenever it fails
   local n="$1" port="$2" backoff=1 started pid status
   while [[ ! -e .run/stopping ]]; do
     started=$SECONDS
@@ -115,6 +120,10 @@ supervise() { # n port: run worker-n, and start it again whenever it exits
     status=0
     wait "$pid" || status=$?
     [[ -e .run/stopping ]] && return 0
+    if ((status == 0)); then # stopped on purpose (a signal, Ctrl-C): not restarted
+      say "worker-$n (pid $pid) stopped"
+      return 0
+    fi
     ((SECONDS - started > 60)) && backoff=1 # it ran a while: not a crash loop
     say "worker-$n (pid $pid) exited with status $status; starting it again in ${backoff}s" \
       "(log .run/worker-$n.log)"
@@ -174,6 +183,6 @@ say "running; Ctrl-C to stop"
 # wait for Ctrl-C (the traps clean up); the supervisors restart a worker that exits
 while true; do
   # in the background: `wait` returns at once on Ctrl-C, so the trap runs at once
-  sleep 3600 &
+  sleep 2 &
   wait $! || true
 done

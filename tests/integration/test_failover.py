@@ -5,7 +5,8 @@ w2 is SIGKILLed and started again at once (same name, same data dir), well withi
 the session timeout. The group does not rebalance: w1 owns the same partitions
 throughout and is given no new assignment (`shop_rebalances_total`), w2 owns what it
 owned before, and a deposit to an account in each of w2's partitions, sent to w1
-while w2 is down, is answered once w2 is back.
+while w2 is down, is answered once w2 is back. About 25 s: two workers start, and
+one starts again.
 """
 
 from __future__ import annotations
