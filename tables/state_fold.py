@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from pydantic import BaseModel
 
@@ -64,12 +64,6 @@ class StateFold(Generic[S]):
         """Fold in order; each touched aggregate's state is written once per batch."""
         states: dict[str, S] = {}
         folded = Folded()
-        rows = folded.rows
-        # looked up once per batch, not per event: this loop is a rebuild's whole cost
-        event_models = self.decider.events
-        evolve = self.decider.evolve
-        history, on_change = self.history, self.on_change
-        hook = None if self._hook_is_default else self.folded_event
         for record in records:
             try:
                 head = fold_head(record.value or b"")  # decoded once
@@ -78,7 +72,7 @@ class StateFold(Generic[S]):
                 if state is None:
                     state = self._stored_state(stored, key)
                 version = head.aggregate_version
-                have: int = state.version  # type: ignore[attr-defined]  # every state has one
+                have = _version(state)
                 if version <= have:
                     continue
                 if version != have + 1:
@@ -87,23 +81,18 @@ class StateFold(Generic[S]):
                         f"the log of {record.topic}[{record.partition}] lacks versions "
                         f"{list(range(have + 1, version))[:20]}"
                     )
-                event = event_models[head.event_type].model_validate(head.payload)
-                states[key] = new = evolve(state, event, head.occurred_at)
-                if history:
-                    rows[HISTORY + f"{key}/{version:012d}".encode()] = record.value
-                if on_change is not None:
-                    rows.update(on_change(None if have == 0 else state, new))
-                if hook is not None:
-                    hook(record, key, folded, stored)
+                event = self.decider.events[head.event_type].model_validate(head.payload)
+                states[key] = new = self.decider.evolve(state, event, head.occurred_at)
+                if self.history:
+                    folded.rows[history_key(key, version)] = record.value
+                if self.on_change is not None:
+                    folded.rows.update(self.on_change(None if have == 0 else state, new))
+                self.folded_event(record, key, folded, stored)
             except Exception as error:  # a pure fold: no retry would change the outcome
                 folded.failures.append((record, error))
         for key, state in states.items():
-            rows[STATE + key.encode()] = state.model_dump_json().encode()
+            folded.rows[state_key(key)] = state.model_dump_json().encode()
         return folded
-
-    @property
-    def _hook_is_default(self) -> bool:
-        return type(self).folded_event is StateFold.folded_event
 
     def folded_event(self, record: LogRecord, key: str, folded: Folded, stored: Stored) -> None:
         """Called after each event folded into the state: rows kept beside it (a hook)."""
@@ -113,6 +102,10 @@ class StateFold(Generic[S]):
         if raw is None:
             return self.decider.initial_state(key)
         return self.decider.state_type.model_validate_json(raw)
+
+
+def _version(state: BaseModel) -> int:
+    return int(cast(Any, state).version)  # every aggregate's state has one
 
 
 def state_row(store: PartitionStore, aggregate_id: str) -> dict[str, Any] | None:
