@@ -13,14 +13,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 from typing import Any
 
 from app.http_client import Answer, ApiClient, Unreachable
 from app.load import positive_int, token_or_environment
+from app.settings import CommandLineSettings
 
-DEFAULT_URL = "http://127.0.0.1:6066"
 TIMEOUT = 30.0
 
 
@@ -159,7 +158,7 @@ def add_dead_letters_parser(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--url",
-        default=os.environ.get("SHOP_URL", DEFAULT_URL),
+        default=CommandLineSettings().shop_url,
         help="any worker's base URL, $SHOP_URL when set (default: %(default)s)",
     )
     actions = parser.add_subparsers(

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import sys
 import time
@@ -25,6 +24,7 @@ from decimal import Decimal
 from typing import Any
 
 from app.http_client import MAX_ATTEMPTS, ApiClient
+from app.settings import CommandLineSettings
 
 SETUP_CONCURRENCY = 32
 CANCEL_SHARE = 0.05
@@ -285,7 +285,7 @@ def url_list(text: str) -> list[str]:
 
 def token_or_environment(token: str | None) -> str:
     """The token given, else $API_TOKEN: read at run time so `--help` never prints it."""
-    return token if token is not None else os.environ.get("API_TOKEN", "")
+    return token if token is not None else CommandLineSettings().api_token
 
 
 DESCRIPTION = f"""\

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -11,7 +10,7 @@ import faust
 from faust.types import TransportT
 
 from app.producer import ShopProducer
-from app.settings import settings
+from app.settings import FaustSettings, settings
 
 
 def _credentials() -> faust.SASLCredentials | faust.SSLCredentials | None:
@@ -51,10 +50,11 @@ class ShopApp(faust.App):
     async def on_first_start(self) -> None:
         # `faust -D DIR` exports F_DATADIR only after this module built the App
         # (faust expects the App to be imported later): apply it before any table opens.
-        if os.environ.get("F_DATADIR"):
+        datadir = FaustSettings().datadir
+        if datadir:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # only the banner has read it so far
-                self.conf.datadir = Path(os.environ["F_DATADIR"])
+                self.conf.datadir = Path(datadir)
         self.conf.datadir.mkdir(parents=True, exist_ok=True)
         await super().on_first_start()
         for declare in self.declarations:

@@ -1,213 +1,374 @@
-"""Settings from the environment, read once; every knob has a safe default."""
+"""Settings from the environment: every variable the worker and the `shop` CLI read,
+declared once here with its type, default, bounds and one line of help.
+
+The only module that reads the environment for them (how: app/env_settings.py). A bad
+value stops the process with one line naming the variable and what it must be, never a
+traceback. docs/configuration.md is generated from these declarations:
+`python -m app.configuration_doc --write`.
+"""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from typing import TypeVar
+from typing import Any, Literal, TypeVar
+
+from pydantic import Field, field_validator, model_validator
+
+from app.env_settings import EnvSettings, declarer, variable
 
 T = TypeVar("T")
 
+GROUPS = (
+    "Kafka",
+    "Worker",
+    "HTTP",
+    "Commands",
+    "Saga",
+    "Folds",
+    "RocksDB",
+    "Analytics",
+    "Logging",
+    "Command line",
+)
+"""The sections of docs/configuration.md, in order; every setting is in one."""
 
-def _env(name: str, default: str) -> str:
-    return os.environ.get(name, default)
-
-
-def _int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise SystemExit(f"setting {name} must be an integer, got {raw!r}") from None
-
-
-def _bounded(name: str, value: int, most: int) -> None:
-    """Refuse, at start and by name, a setting outside 0..most."""
-    if not 0 <= value <= most:
-        raise SystemExit(f"{name} must be between 0 and {most}, got {value}")
+MiB = 1024 * 1024
 
 
-def _flag(name: str, default: bool) -> bool:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    if raw.lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
-        raise SystemExit(f"setting {name} must be on or off (1/0, true/false), got {raw!r}")
-    return raw.lower() in ("1", "true", "yes", "on")
+_kafka = declarer("Kafka")
+_worker = declarer("Worker")
+_http = declarer("HTTP")
+_commands = declarer("Commands")
+_saga = declarer("Saga")
+_folds = declarer("Folds")
+_rocksdb = declarer("RocksDB")
+_analytics = declarer("Analytics")
+_logging = declarer("Logging")
+_command_line = declarer("Command line")
 
 
-def _float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise SystemExit(f"setting {name} must be a number, got {raw!r}") from None
+# --- the settings ---------------------------------------------------------------------
 
 
-def _seconds(name: str, default: int) -> int:
-    raw = os.environ.get(name, "")
-    if raw == "":
-        return default
-    if not raw.isdigit() or int(raw) <= 0:
-        raise SystemExit(f"setting {name} must be a positive whole number of seconds, got {raw!r}")
-    return int(raw)
+API_TOKEN = _http(
+    "API_TOKEN",
+    "",
+    "when set, writes need `Authorization: Bearer <token>` (the `shop` CLI sends it)",
+    secret=True,
+)
+"""Declared once for the two that read it: the worker checks it, the CLI sends it."""
 
 
-ANALYTICS_SETTINGS = {
-    "window": "ANALYTICS_WINDOW_SECONDS",
-    "live_window": "ANALYTICS_LIVE_WINDOW_SECONDS",
-    "hop_size": "ANALYTICS_HOP_SIZE_SECONDS",
-    "hop_step": "ANALYTICS_HOP_STEP_SECONDS",
-    "grace": "ANALYTICS_GRACE_SECONDS",
-    "retention": "ANALYTICS_RETENTION_SECONDS",
-}
-"""The analytics window sizes (fields of domain/analytics.py's Config) -> their variables."""
+class AnalyticsSettings(EnvSettings):
+    """The analytics windows, in whole seconds (domain/analytics.py's Config)."""
 
-
-@dataclass(frozen=True)
-class AnalyticsSettings:
-    """The analytics windows, in whole seconds (each positive)."""
-
-    window: int = field(default_factory=lambda: _seconds(ANALYTICS_SETTINGS["window"], 60))
-    """The main tumbling window."""
-    live_window: int = field(
-        default_factory=lambda: _seconds(ANALYTICS_SETTINGS["live_window"], 10)
+    window: int = _analytics("ANALYTICS_WINDOW_SECONDS", 60, "the main tumbling window", ge=1)
+    live_window: int = _analytics(
+        "ANALYTICS_LIVE_WINDOW_SECONDS", 10, "the live view's tumbling window", ge=1
     )
-    """The live view's tumbling window."""
-    hop_size: int = field(default_factory=lambda: _seconds(ANALYTICS_SETTINGS["hop_size"], 300))
-    hop_step: int = field(default_factory=lambda: _seconds(ANALYTICS_SETTINGS["hop_step"], 60))
-    grace: int = field(default_factory=lambda: _seconds(ANALYTICS_SETTINGS["grace"], 30))
-    """A window still takes events this long after it ended (event time)."""
-    retention: int = field(default_factory=lambda: _seconds(ANALYTICS_SETTINGS["retention"], 3600))
-    """Windows are deleted this long after they ended."""
+    hop_size: int = _analytics("ANALYTICS_HOP_SIZE_SECONDS", 300, "the hopping window", ge=1)
+    hop_step: int = _analytics(
+        "ANALYTICS_HOP_STEP_SECONDS",
+        60,
+        "how far the hopping window moves each step (the hop size is a multiple of it)",
+        ge=1,
+    )
+    grace: int = _analytics(
+        "ANALYTICS_GRACE_SECONDS",
+        30,
+        "a window still takes events this long after it ended (event time)",
+        ge=1,
+    )
+    retention: int = _analytics(
+        "ANALYTICS_RETENTION_SECONDS",
+        3600,
+        "windows are deleted this long after they ended (at least the grace)",
+        ge=1,
+    )
 
     def checked(self, build: Callable[..., T]) -> T:
         """`build(window=..., ...)` (domain/analytics.py's Config, whose pure check raises
         ValueError on sizes that cannot work together), or the worker stops with the reason,
         the faulty size named by its variable."""
         try:
-            return build(**asdict(self))
+            return build(**self.model_dump())
         except ValueError as error:
-            name = ANALYTICS_SETTINGS.get(getattr(error, "field", None) or "")
+            field = type(self).model_fields.get(getattr(error, "field", None) or "")
             reason = getattr(error, "reason", None)
-            raise SystemExit(f"{name} {reason}" if name and reason else str(error)) from None
-
-
-@dataclass(frozen=True)
-class Settings:
-    bootstrap_servers: str = field(
-        default_factory=lambda: _env("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
-    )
-    app_id: str = field(default_factory=lambda: _env("SHOP_APP_ID", "shop"))
-    topic_prefix: str = field(default_factory=lambda: _env("SHOP_TOPIC_PREFIX", ""))
-    """Prepended to every topic name, so isolated copies (tests, benches) share a broker."""
-    partitions: int = field(default_factory=lambda: _int("SHOP_PARTITIONS", 8))
-    replication_factor: int = field(default_factory=lambda: _int("SHOP_REPLICATION_FACTOR", 1))
-    min_insync_replicas: int = field(
-        default_factory=lambda: _int(
-            "SHOP_MIN_INSYNC_REPLICAS", max(1, _int("SHOP_REPLICATION_FACTOR", 1) - 1)
-        )
-    )
-    """min.insync.replicas of every topic the app creates; default one less than the
-    replication factor, at least 1: one broker 1, three brokers 2 (a write with acks=all
-    then survives one broker down, and is refused rather than kept on one copy alone)."""
-    store: str = field(default_factory=lambda: _env("SHOP_STORE", "rocksdb://"))
-    standby_replicas: int = field(default_factory=lambda: _int("SHOP_STANDBY_REPLICAS", 1))
-    session_timeout: float = field(default_factory=lambda: _float("KAFKA_SESSION_TIMEOUT", 10.0))
-    """Seconds before the group gives a dead worker's partitions to the others (a worker
-    restarted within it gets its own back: static membership). Heartbeats go every third
-    of it from the worker's loop, so a loop held longer than this would be taken for
-    dead; nothing here holds it for more than about a second (bench.failover, the soak)."""
-    linger_ms: int = field(default_factory=lambda: _int("KAFKA_LINGER_MS", 0))
-    """How long the producer holds a record to send it with others (aiokafka's linger_ms):
-    0 sends at once, and group commit (COMMAND_MAX_BATCH) makes the batches."""
-    web_bind: str = field(default_factory=lambda: _env("WEB_BIND", "127.0.0.1"))
-    web_port: int = field(default_factory=lambda: _int("WEB_PORT", 6066))
-    api_token: str = field(default_factory=lambda: _env("API_TOKEN", ""))
-    """When set, write endpoints need `Authorization: Bearer <token>`."""
-    command_timeout: float = field(default_factory=lambda: _float("COMMAND_TIMEOUT", 10.0))
-    command_max_in_flight: int = field(default_factory=lambda: _int("COMMAND_MAX_IN_FLIGHT", 64))
-    """Commands a worker waits on at once; past it a POST is refused at once (503)."""
-    command_max_batch: int = field(default_factory=lambda: _int("COMMAND_MAX_BATCH", 500))
-    """Most commands a partition's writer decides and appends together."""
-    saga_max_open_orders: int = field(default_factory=lambda: _int("SAGA_MAX_OPEN_ORDERS", 24))
-    """Orders under way in the saga on a worker's partitions; past it POST /orders is 503."""
-    saga_local_dispatch: bool = field(default_factory=lambda: _flag("SAGA_LOCAL_DISPATCH", True))
-    """A saga command whose target partition this worker decides is decided here, and its
-    answer taken here (no command or answer record); off: every one goes through Kafka."""
-    fold_max_batch: int = field(default_factory=lambda: _int("FOLD_MAX_BATCH", 5000))
-    """Most records a batched fold takes in one getmany (one write per partition)."""
-    service_fetch_wait_ms: int = field(default_factory=lambda: _int("SERVICE_FETCH_WAIT_MS", 10))
-    """Longest the broker holds a fetch of a saga service's inputs to fill it
-    (agents/engine.py): 0 answers at the first record, and under load sends a fetch
-    request per record or two; each saga step may wait up to this."""
-    fold_follow_wait_ms: int = field(default_factory=lambda: _int("FOLD_FOLLOW_WAIT_MS", 100))
-    """Longest the broker holds a read model's fetch to fill it: each fold fetches at most
-    1000/this times a second, and trails the log by up to this much (none of them is on
-    a command's or a saga step's path)."""
-    lag_degraded_threshold: int = field(
-        default_factory=lambda: _int("LAG_DEGRADED_THRESHOLD", 1000)
-    )
-    """Total consumer lag (messages) above which health says degraded and readiness fails."""
-    min_version_wait: float = field(default_factory=lambda: _float("MIN_VERSION_WAIT", 5.0))
-    max_body_bytes: int = field(default_factory=lambda: _int("MAX_BODY_BYTES", 64 * 1024))
-    rocksdb_block_cache_bytes: int = field(
-        default_factory=lambda: _int("ROCKSDB_BLOCK_CACHE_BYTES", 16 * 1024 * 1024)
-    )
-    """One block cache shared by every store of the worker (tables/partition_store.py)."""
-    rocksdb_write_buffer_bytes: int = field(
-        default_factory=lambda: _int("ROCKSDB_WRITE_BUFFER_BYTES", 4 * 1024 * 1024)
-    )
-    """A store's memtable: flushed to a file when full."""
-    rocksdb_memtables_bytes: int = field(
-        default_factory=lambda: _int("ROCKSDB_MEMTABLES_BYTES", 64 * 1024 * 1024)
-    )
-    """Every memtable of the worker's stores together: past it, the store written flushes."""
-    instance_id: str = field(default_factory=lambda: _env("SHOP_INSTANCE_ID", ""))
-    """Names this worker's reply topic; default: host name and web port."""
-    kafka_security_protocol: str = field(
-        default_factory=lambda: _env("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT")
-    )
-    kafka_sasl_mechanism: str = field(default_factory=lambda: _env("KAFKA_SASL_MECHANISM", "PLAIN"))
-    kafka_sasl_username: str = field(default_factory=lambda: _env("KAFKA_SASL_USERNAME", ""))
-    kafka_sasl_password: str = field(
-        default_factory=lambda: _env("KAFKA_SASL_PASSWORD", ""), repr=False
-    )
-    handler_max_attempts: int = field(default_factory=lambda: _int("HANDLER_MAX_ATTEMPTS", 4))
-    """Tries of an agent's handler failing on its message before it is dead-lettered."""
-    handler_backoff_seconds: float = field(
-        default_factory=lambda: _float("HANDLER_BACKOFF_SECONDS", 0.2)
-    )
-    """The first pause between those tries (doubled each time)."""
-    analytics: AnalyticsSettings = field(default_factory=AnalyticsSettings)
-
-    def __post_init__(self) -> None:
-        if _env("PROCESSING_GUARANTEE", "at_least_once") != "at_least_once":
             raise SystemExit(
-                "PROCESSING_GUARANTEE=exactly_once was removed: every effect already happens "
-                "once (idempotent appends, folds that store their offsets with their rows); "
-                "see the README's 'Exactly once' paragraph"
-            )
-        if self.partitions < 1:
-            raise SystemExit("SHOP_PARTITIONS must be at least 1")
-        if self.replication_factor < 1:
-            raise SystemExit("SHOP_REPLICATION_FACTOR must be at least 1")
-        _bounded("KAFKA_LINGER_MS", self.linger_ms, 1_000)
-        _bounded("SERVICE_FETCH_WAIT_MS", self.service_fetch_wait_ms, 1_000)
-        _bounded("FOLD_FOLLOW_WAIT_MS", self.fold_follow_wait_ms, 10_000)
-        if not 1 <= self.min_insync_replicas <= self.replication_factor:
-            raise SystemExit(
+                f"{variable(field)} {reason}" if field and reason else str(error)
+            ) from None
+
+
+EXACTLY_ONCE_REMOVED = (
+    "PROCESSING_GUARANTEE=exactly_once was removed: every effect already happens "
+    "once (idempotent appends, folds that store their offsets with their rows); "
+    "see the README's 'Exactly once' paragraph"
+)
+
+
+class Settings(EnvSettings):
+    """The worker's settings, read once at import (`settings` below)."""
+
+    # Kafka
+    bootstrap_servers: str = _kafka(
+        "KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092", "the broker(s), host:port,..."
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = _kafka(
+        "KAFKA_SECURITY_PROTOCOL",
+        "PLAINTEXT",
+        "SSL for TLS only, SASL_SSL for TLS and a login, SASL_PLAINTEXT for a login only",
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = _kafka(
+        "KAFKA_SASL_MECHANISM", "PLAIN", "how a SASL login is checked"
+    )
+    kafka_sasl_username: str = _kafka(
+        "KAFKA_SASL_USERNAME", "", "the SASL login (none: no SASL, whatever the protocol)"
+    )
+    kafka_sasl_password: str = _kafka(
+        "KAFKA_SASL_PASSWORD", "", "the SASL login's password (never logged)", secret=True
+    )
+    kafka_ssl_cafile: str = _kafka(
+        "KAFKA_SSL_CAFILE", "", "PEM file of the CA certificates TLS trusts (none: the system's)"
+    )
+    kafka_ssl_certfile: str = _kafka(
+        "KAFKA_SSL_CERTFILE", "", "PEM file of this client's certificate, for mutual TLS"
+    )
+    kafka_ssl_keyfile: str = _kafka(
+        "KAFKA_SSL_KEYFILE", "", "PEM file of the private key of KAFKA_SSL_CERTFILE"
+    )
+    kafka_ssl_key_password: str = _kafka(
+        "KAFKA_SSL_KEY_PASSWORD",
+        "",
+        "the password of KAFKA_SSL_KEYFILE, if it has one (never logged)",
+        secret=True,
+    )
+    topic_prefix: str = _kafka(
+        "SHOP_TOPIC_PREFIX",
+        "",
+        "prepended to every topic name, so isolated copies (tests, benches) share a broker",
+    )
+    partitions: int = _kafka("SHOP_PARTITIONS", 8, "partitions of every topic and table", ge=1)
+    replication_factor: int = _kafka(
+        "SHOP_REPLICATION_FACTOR",
+        1,
+        "replicas of every topic the app creates (3 on a cluster)",
+        ge=1,
+    )
+    min_insync_replicas: int = _kafka(
+        "SHOP_MIN_INSYNC_REPLICAS",
+        lambda declared: max(1, declared.get("replication_factor", 1) - 1),
+        "min.insync.replicas of every topic the app creates: with acks=all, the copies a "
+        "write needs (three brokers: 2, so a write survives one broker down and is refused "
+        "rather than kept on one copy alone); at most SHOP_REPLICATION_FACTOR",
+        shown="SHOP_REPLICATION_FACTOR - 1, at least 1",
+        ge=1,
+    )
+    # A loop held longer than this is taken for a dead worker; nothing here holds it for
+    # more than about a second (bench.failover, the soak).
+    session_timeout: float = _kafka(
+        "KAFKA_SESSION_TIMEOUT",
+        10.0,
+        "seconds before the group gives a dead worker's partitions to the others (one "
+        "restarted within it gets its own back: SHOP_INSTANCE_ID); heartbeats every third of it",
+        ge=1,
+        le=1800,
+    )
+    linger_ms: int = _kafka(
+        "KAFKA_LINGER_MS",
+        0,
+        "how long the producer holds a record to send it with others: 0 sends at once, "
+        "and group commit (COMMAND_MAX_BATCH) makes the batches",
+        ge=0,
+        le=1000,
+    )
+
+    # Worker
+    app_id: str = _worker("SHOP_APP_ID", "shop", "faust app id: the consumer groups' names")
+    instance_id: str = _worker(
+        "SHOP_INSTANCE_ID",
+        "",
+        "the worker's name, the same across its restarts: its reply topic and its static "
+        "group membership (empty: host-port, no static membership, a restart moves every "
+        "partition)",
+    )
+    store: str = _worker("SHOP_STORE", "rocksdb://", "faust's table store")
+    standby_replicas: int = _worker(
+        "SHOP_STANDBY_REPLICAS", 1, "faust standby replicas of tables", ge=0
+    )
+    processing_guarantee: Literal["at_least_once"] = _worker(
+        "PROCESSING_GUARANTEE",
+        "at_least_once",
+        "the only one left (exactly_once was removed: every effect already happens once)",
+    )
+    lag_degraded_threshold: int = _worker(
+        "LAG_DEGRADED_THRESHOLD",
+        1000,
+        "total consumer lag (messages) above which health says degraded and readiness fails",
+        ge=0,
+    )
+    handler_max_attempts: int = _worker(
+        "HANDLER_MAX_ATTEMPTS",
+        4,
+        "tries of an agent's handler failing on its message before it is dead-lettered",
+        ge=1,
+    )
+    handler_backoff_seconds: float = _worker(
+        "HANDLER_BACKOFF_SECONDS",
+        0.2,
+        "the first pause between those tries, in seconds (doubled each time)",
+        ge=0,
+    )
+
+    # HTTP
+    web_bind: str = _http("WEB_BIND", "127.0.0.1", "the address the HTTP API listens on")
+    web_port: int = _http(
+        "WEB_PORT", 6066, "the HTTP API's port (faust's -p overrides it)", ge=1, le=65535
+    )
+    api_token: str = API_TOKEN
+    min_version_wait: float = _http(
+        "MIN_VERSION_WAIT", 5.0, "seconds a `?min_version=` read waits (then 503)", ge=0
+    )
+    max_body_bytes: int = _http(
+        "MAX_BODY_BYTES", 64 * 1024, "request body limit in bytes (beyond: 413)", ge=1
+    )
+
+    # Commands
+    command_timeout: float = _commands(
+        "COMMAND_TIMEOUT", 10.0, "seconds a POST waits for its command's answer (then 504)", gt=0
+    )
+    command_max_in_flight: int = _commands(
+        "COMMAND_MAX_IN_FLIGHT",
+        64,
+        "commands a worker waits on at once; beyond, a POST gets 503 `overloaded` at once",
+        ge=1,
+    )
+    command_max_batch: int = _commands(
+        "COMMAND_MAX_BATCH",
+        500,
+        "most commands one partition's writer decides and appends together",
+        ge=1,
+    )
+
+    # Saga
+    saga_max_open_orders: int = _saga(
+        "SAGA_MAX_OPEN_ORDERS",
+        24,
+        "orders under way in the saga on a worker's partitions; beyond, POST /orders gets "
+        "503 `saga_busy`",
+        ge=1,
+    )
+    saga_local_dispatch: bool = _saga(
+        "SAGA_LOCAL_DISPATCH",
+        True,
+        "a saga command for a partition this worker decides is decided here and its answer "
+        "taken here (no command or answer record); off: every one goes through Kafka",
+    )
+    service_fetch_wait_ms: int = _saga(
+        "SERVICE_FETCH_WAIT_MS",
+        10,
+        "longest the broker holds a fetch of a saga service's inputs to fill it (0: answered "
+        "at the first record); each saga step may wait up to this",
+        ge=0,
+        le=1000,
+    )
+
+    # Folds
+    fold_max_batch: int = _folds(
+        "FOLD_MAX_BATCH",
+        5000,
+        "most records a batched fold takes in one fetch (one write per partition)",
+        ge=1,
+    )
+    # None of the folds is on a command's or a saga step's path: a read that must see a
+    # write asks with min_version instead.
+    fold_follow_wait_ms: int = _folds(
+        "FOLD_FOLLOW_WAIT_MS",
+        100,
+        "longest the broker holds a read model's fetch to fill it: each fold fetches at most "
+        "1000/this times a second and trails the log by up to this",
+        ge=0,
+        le=10_000,
+    )
+
+    # RocksDB
+    rocksdb_block_cache_bytes: int = _rocksdb(
+        "ROCKSDB_BLOCK_CACHE_BYTES",
+        16 * MiB,
+        "one block cache shared by every store of the worker (index and filter blocks too)",
+        ge=1,
+    )
+    rocksdb_write_buffer_bytes: int = _rocksdb(
+        "ROCKSDB_WRITE_BUFFER_BYTES",
+        4 * MiB,
+        "one store's memtable, flushed to a file when full",
+        ge=1,
+    )
+    rocksdb_memtables_bytes: int = _rocksdb(
+        "ROCKSDB_MEMTABLES_BYTES",
+        64 * MiB,
+        "every memtable of the worker's stores together: past it, the store written flushes",
+        ge=1,
+    )
+
+    # Analytics: their own class, checked together (AnalyticsSettings.checked)
+    analytics: AnalyticsSettings = Field(default_factory=AnalyticsSettings)
+
+    # Logging
+    log_format: Literal["text", "json"] = _logging(
+        "LOG_FORMAT", "text", "the worker's log lines: text for people, json for a collector"
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = _logging(
+        "LOG_LEVEL", "info", "the least severe log lines written"
+    )
+
+    @field_validator("processing_guarantee", mode="before")
+    @classmethod
+    def _exactly_once_was_removed(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().casefold() == "exactly_once":
+            raise ValueError(EXACTLY_ONCE_REMOVED)
+        return value
+
+    @model_validator(mode="after")
+    def _min_insync_within_the_replicas(self) -> Settings:
+        if self.min_insync_replicas > self.replication_factor:
+            raise ValueError(
                 f"SHOP_MIN_INSYNC_REPLICAS must be between 1 and SHOP_REPLICATION_FACTOR "
                 f"({self.replication_factor}), got {self.min_insync_replicas}"
             )
+        return self
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
 
+
+class CommandLineSettings(EnvSettings):
+    """What the `shop` CLI reads, when a command runs (so --help never shows the token)."""
+
+    shop_url: str = _command_line(
+        "SHOP_URL",
+        "http://127.0.0.1:6066",
+        "the worker `shop dead-letters` talks to, when --url is not given",
+    )
+    api_token: str = API_TOKEN
+
+
+class FaustSettings(EnvSettings):
+    """What faust's command line sets after the App is built: read when the worker starts."""
+
+    datadir: str = _worker(
+        "F_DATADIR",
+        "",
+        "where the worker keeps its tables; faust's `-D DIR` sets it (empty: faust's default)",
+    )
+
+
+DECLARED: tuple[type[EnvSettings], ...] = (
+    Settings,
+    AnalyticsSettings,
+    FaustSettings,
+    CommandLineSettings,
+)
+"""Every class of settings: docs/configuration.md lists their variables."""
 
 settings = Settings()

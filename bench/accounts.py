@@ -53,6 +53,7 @@ import aiohttp
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from app.settings import settings
 from bench.local_shop import System, Worker, bootstrap_servers, reachable
 from domain.accounts import ACCOUNTS as ACCOUNT_DECIDER
 from models.accounts import AccountOpened, MoneyDeposited, MoneyWithdrawn
@@ -506,8 +507,7 @@ def machine_facts(args: argparse.Namespace) -> None:
     import faust
     import pydantic
 
-    guarantee = os.environ.get("PROCESSING_GUARANTEE") or "at_least_once"
-    store = os.environ.get("SHOP_STORE") or "rocksdb://"
+    guarantee, store = settings.processing_guarantee, settings.store
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print(
         f"machine: {os.cpu_count()} cores (nproc {len(os.sched_getaffinity(0))}), "

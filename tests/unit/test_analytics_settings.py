@@ -38,14 +38,12 @@ def test_each_window_is_read_from_its_variable(monkeypatch: pytest.MonkeyPatch) 
     )
 
 
-@pytest.mark.parametrize("raw", ["0", "-5", "1.5", "ten", " 60"])
+@pytest.mark.parametrize("raw", ["0", "-5", "1.5", "ten"])
 def test_a_window_not_a_positive_whole_number_stops_the_worker(
     monkeypatch: pytest.MonkeyPatch, raw: str
 ) -> None:
     monkeypatch.setenv("ANALYTICS_GRACE_SECONDS", raw)
-    message = (
-        f"setting ANALYTICS_GRACE_SECONDS must be a positive whole number of seconds, got {raw!r}"
-    )
+    message = f"setting ANALYTICS_GRACE_SECONDS must be an integer of at least 1, got {raw!r}"
     with pytest.raises(SystemExit) as stop:
         Settings()
     assert str(stop.value) == message

@@ -3,7 +3,6 @@ fetches a second instead of one per record; consumers on a command's path never 
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -42,15 +41,18 @@ def test_an_impossible_wait_is_refused_naming_the_variable(
     monkeypatch: pytest.MonkeyPatch, raw: str
 ) -> None:
     monkeypatch.setenv("FOLD_FOLLOW_WAIT_MS", raw)
-    refusal = f"FOLD_FOLLOW_WAIT_MS must be between 0 and 10000, got {raw}"
-    with pytest.raises(SystemExit, match=refusal):
+    refusal = f"setting FOLD_FOLLOW_WAIT_MS must be an integer between 0 and 10000, got '{raw}'"
+    with pytest.raises(SystemExit) as stop:
         Settings()
+    assert stop.value.code == refusal
 
 
 async def test_a_following_consumer_waits_as_set(
     monkeypatch: pytest.MonkeyPatch, recorded: list[dict[str, Any]]
 ) -> None:
-    monkeypatch.setattr(clients, "settings", replace(settings, fold_follow_wait_ms=40))
+    monkeypatch.setattr(
+        clients, "settings", settings.model_copy(update={"fold_follow_wait_ms": 40})
+    )
     await clients.started_consumer(group_id=None, following=True)
     assert recorded[0]["fetch_max_wait_ms"] == 40
     assert recorded[0]["fetch_min_bytes"] > 64 * 1024  # the wait, not the bytes, ends it

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -77,7 +76,9 @@ async def test_the_dashboard_shows_the_app_lag_monitors_summary(
         return REPORT.summary(prefix)
 
     monkeypatch.setattr(lag.lag_monitor, "summary", summary)
-    monkeypatch.setattr(analytics, "settings", replace(analytics.settings, topic_prefix="p."))
+    monkeypatch.setattr(
+        analytics, "settings", analytics.settings.model_copy(update={"topic_prefix": "p."})
+    )
     monkeypatch.setattr(analytics, "figures", lambda: None)
     monkeypatch.setattr(analytics.t, "summary", lambda *args: {})
     monkeypatch.setattr(analytics.t, "top", lambda *args: {})

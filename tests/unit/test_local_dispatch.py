@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Iterator
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -118,7 +117,9 @@ async def test_a_command_for_a_partition_decided_elsewhere_goes_on_its_topic(
 async def test_with_local_dispatch_off_every_command_goes_through_kafka(
     accounts_topic: Topic, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(services, "settings", replace(settings, saga_local_dispatch=False))
+    monkeypatch.setattr(
+        services, "settings", settings.model_copy(update={"saga_local_dispatch": False})
+    )
     payments, payments_side, accounts_side = wire(accounts_owned=True)
     await payments._dispatch(payment_requested(), [])
     assert accounts_side.decided == [] and payments_side.decided == []
