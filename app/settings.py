@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -56,6 +57,12 @@ def _seconds(name: str, default: int) -> int:
     if not raw.isdigit() or int(raw) <= 0:
         raise SystemExit(f"setting {name} must be a positive whole number of seconds, got {raw!r}")
     return int(raw)
+
+
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+"""KAFKA_SECURITY_PROTOCOL's values (Kafka's own names)."""
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+"""KAFKA_SASL_MECHANISM's values."""
 
 
 ANALYTICS_SETTINGS = {
@@ -173,11 +180,25 @@ class Settings:
     kafka_security_protocol: str = field(
         default_factory=lambda: _env("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT")
     )
+    """How every Kafka client connects: PLAINTEXT, SSL (TLS), SASL_PLAINTEXT or SASL_SSL."""
     kafka_sasl_mechanism: str = field(default_factory=lambda: _env("KAFKA_SASL_MECHANISM", "PLAIN"))
+    """The SASL login: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512."""
     kafka_sasl_username: str = field(default_factory=lambda: _env("KAFKA_SASL_USERNAME", ""))
+    """The SASL user (needed by the SASL protocols)."""
     kafka_sasl_password: str = field(
         default_factory=lambda: _env("KAFKA_SASL_PASSWORD", ""), repr=False
     )
+    """The SASL user's password (needed by the SASL protocols; never logged)."""
+    kafka_ssl_cafile: str = field(default_factory=lambda: _env("KAFKA_SSL_CAFILE", ""))
+    """PEM CA certificates the brokers' certificates are checked against; empty: the system's."""
+    kafka_ssl_certfile: str = field(default_factory=lambda: _env("KAFKA_SSL_CERTFILE", ""))
+    """PEM client certificate (chain) for brokers that ask for one (mutual TLS)."""
+    kafka_ssl_keyfile: str = field(default_factory=lambda: _env("KAFKA_SSL_KEYFILE", ""))
+    """PEM private key of KAFKA_SSL_CERTFILE; empty: the key is in that file."""
+    kafka_ssl_key_password: str = field(
+        default_factory=lambda: _env("KAFKA_SSL_KEY_PASSWORD", ""), repr=False
+    )
+    """Password of an encrypted KAFKA_SSL_KEYFILE (never logged)."""
     handler_max_attempts: int = field(default_factory=lambda: _int("HANDLER_MAX_ATTEMPTS", 4))
     """Tries of an agent's handler failing on its message before it is dead-lettered."""
     handler_backoff_seconds: float = field(
@@ -205,6 +226,53 @@ class Settings:
                 f"SHOP_MIN_INSYNC_REPLICAS must be between 1 and SHOP_REPLICATION_FACTOR "
                 f"({self.replication_factor}), got {self.min_insync_replicas}"
             )
+        self._check_kafka_security()
+
+    def _check_kafka_security(self) -> None:
+        """Refuse, by variable, a Kafka security setting that cannot work: each would
+        otherwise surface later as a connection failing for no stated reason."""
+        protocol, mechanism = self.kafka_security_protocol, self.kafka_sasl_mechanism
+        if protocol not in SECURITY_PROTOCOLS:
+            raise SystemExit(
+                f"KAFKA_SECURITY_PROTOCOL must be one of {', '.join(SECURITY_PROTOCOLS)}, "
+                f"got {protocol!r}"
+            )
+        if mechanism not in SASL_MECHANISMS:
+            raise SystemExit(
+                f"KAFKA_SASL_MECHANISM must be one of {', '.join(SASL_MECHANISMS)}, "
+                f"got {mechanism!r}"
+            )
+        sasl = protocol.startswith("SASL_")
+        for name, value in (
+            ("KAFKA_SASL_USERNAME", self.kafka_sasl_username),
+            ("KAFKA_SASL_PASSWORD", self.kafka_sasl_password),
+        ):
+            if sasl and not value:
+                raise SystemExit(f"KAFKA_SECURITY_PROTOCOL={protocol} needs {name}")
+            if value and not sasl:
+                raise SystemExit(
+                    f"{name} is set but KAFKA_SECURITY_PROTOCOL={protocol} logs in with no "
+                    "SASL: use SASL_SSL (or SASL_PLAINTEXT)"
+                )
+        tls = protocol in ("SSL", "SASL_SSL")
+        for name, path in (
+            ("KAFKA_SSL_CAFILE", self.kafka_ssl_cafile),
+            ("KAFKA_SSL_CERTFILE", self.kafka_ssl_certfile),
+            ("KAFKA_SSL_KEYFILE", self.kafka_ssl_keyfile),
+        ):
+            if not path:
+                continue
+            if not tls:
+                raise SystemExit(
+                    f"{name} is set but KAFKA_SECURITY_PROTOCOL={protocol} uses no TLS: "
+                    "use SSL or SASL_SSL"
+                )
+            if not Path(path).is_file():
+                raise SystemExit(f"{name}: no such file {path!r}")
+        if self.kafka_ssl_keyfile and not self.kafka_ssl_certfile:
+            raise SystemExit("KAFKA_SSL_KEYFILE is set without KAFKA_SSL_CERTFILE")
+        if self.kafka_ssl_key_password and not self.kafka_ssl_certfile:
+            raise SystemExit("KAFKA_SSL_KEY_PASSWORD is set without KAFKA_SSL_CERTFILE")
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
