@@ -22,7 +22,7 @@ from app.kafka_clients import (
     client_options,
     security_options,
 )
-from app.main import app, faust_credentials
+from app.main import faust_credentials
 from app.settings import Settings
 from bench.local_shop import System
 from tests.certificates import KEY_PASSWORD, Certificates, make_certificates
@@ -159,12 +159,6 @@ def test_faust_gets_the_same_options_as_every_other_client(fields: dict[str, Any
     faust_options = credentials_to_aiokafka_auth(faust_credentials(options))
     # faust also passes ssl_context=None without TLS: aiokafka's default
     assert {name: value for name, value in faust_options.items() if value is not None} == options
-
-
-def test_the_app_hands_its_credentials_to_faust() -> None:
-    # this process runs without security settings: faust connects in plain text too
-    assert app.conf.broker_credentials is None
-    assert credentials_to_aiokafka_auth(app.conf.broker_credentials) == security_options(Settings())
 
 
 @pytest.mark.parametrize(
