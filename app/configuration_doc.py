@@ -78,6 +78,31 @@ SCRIPT_VARIABLES = (
         "`1`",
         "replicas of the broker's internal topics and its default replication factor",
     ),
+    Variable(
+        "KAFKA_SASL_SSL_PORT",
+        "none",
+        "a SASL_SSL listener on this port (TLS, then a PLAIN or SCRAM login), for testing",
+    ),
+    Variable(
+        "KAFKA_SSL_PORT",
+        "none",
+        "an SSL listener on this port that requires a client certificate, for testing",
+    ),
+    Variable(
+        "KAFKA_BROKER_KEYSTORE",
+        "none",
+        "the broker's PEM private key and certificate chain (needed by the secured listeners)",
+    ),
+    Variable(
+        "KAFKA_BROKER_TRUSTSTORE",
+        "none",
+        "PEM CA certificates that client certificates must chain to (KAFKA_SSL_PORT)",
+    ),
+    Variable(
+        "KAFKA_SASL_USERS",
+        "none",
+        "`name:password,...`: the secured listeners' SCRAM and PLAIN logins",
+    ),
     Variable("KAFKA_CLUSTER_NODES", "`3`", "nodes of the local cluster"),
     Variable(
         "KAFKA_CLUSTER_PORT",
@@ -118,7 +143,7 @@ TEST_VARIABLES = (
 """What only tests, soaks and fault injection read: never set in production. The fault
 points stay in app/faults.py, the one module that breaks a worker on purpose."""
 
-SHELL_VARIABLES = frozenset({"BASH_SOURCE"})
+SHELL_VARIABLES = frozenset({"BASH_SOURCE", "BASH_REMATCH"})
 """Set by bash itself: read by the scripts, set by no one."""
 
 # --- where the variables are read --------------------------------------------------------

@@ -1,14 +1,29 @@
-"""The plain aiokafka clients' connection options (replies, admin, lag, tools), and the
-consumer every reader of the log starts with (`started_consumer`)."""
+"""How every Kafka client connects: `client_options` turns the settings into aiokafka's
+connection options (bootstrap servers, TLS, SASL), for every client the project builds
+(replies, admin, lag, tools, the test and bench harness; faust's own clients get the
+same, app/main.py); `check_login` stops a worker whose credentials the brokers refuse.
+And the consumer every reader of the log starts with (`started_consumer`). No faust
+here: the refold processes start on this module alone."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import ssl
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka.conn import create_conn
+from aiokafka.errors import (
+    IllegalSaslStateError,
+    KafkaError,
+    SaslAuthenticationFailed,
+    UnsupportedSaslMechanismError,
+)
 
-from app.settings import settings
+from app.settings import Settings, settings
+
+log = logging.getLogger(__name__)
 
 PARTITION_FETCH_BYTES = 1024 * 1024
 """Most a fetch of the readers brings of one partition (about 3,000 events): a worker
@@ -18,21 +33,97 @@ disk peaked at 309 MB with 4 MiB and 277 MB with this, ready 72 s after its star
 instead of 67 (bench.peers, the memory figures in the README)."""
 
 
-def client_options() -> dict[str, Any]:
-    """bootstrap servers and, when configured, SASL/TLS, as aiokafka expects them."""
-    options: dict[str, Any] = {"bootstrap_servers": settings.bootstrap_servers}
-    protocol = settings.kafka_security_protocol
-    if protocol != "PLAINTEXT":
-        options["security_protocol"] = protocol
-    if protocol.startswith("SASL"):
-        options["sasl_mechanism"] = settings.kafka_sasl_mechanism
-        options["sasl_plain_username"] = settings.kafka_sasl_username
-        options["sasl_plain_password"] = settings.kafka_sasl_password
-    if protocol.endswith("SSL"):
-        import ssl
+SECURITY_VARIABLES = (
+    "KAFKA_SECURITY_PROTOCOL",
+    "KAFKA_SASL_MECHANISM",
+    "KAFKA_SASL_USERNAME",
+    "KAFKA_SASL_PASSWORD",
+    "KAFKA_SSL_CAFILE",
+    "KAFKA_SSL_CERTFILE",
+    "KAFKA_SSL_KEYFILE",
+    "KAFKA_SSL_KEY_PASSWORD",
+)
+"""The settings `security_options` reads, by variable (each is its setting's name in
+capitals): what a launcher passes on for its clients to connect as its workers do."""
 
-        options["ssl_context"] = ssl.create_default_context()
+
+def client_options(config: Settings | None = None) -> dict[str, Any]:
+    """Bootstrap servers and security, as every aiokafka client takes them (`config`:
+    the settings to use; default the worker's)."""
+    config = settings if config is None else config
+    return {"bootstrap_servers": config.bootstrap_servers, **security_options(config)}
+
+
+def security_options(config: Settings) -> dict[str, Any]:
+    """The protocol, and TLS context and SASL login when it has them (aiokafka's names)."""
+    protocol = config.kafka_security_protocol
+    options: dict[str, Any] = {"security_protocol": protocol}
+    if protocol in ("SSL", "SASL_SSL"):
+        options["ssl_context"] = tls_context(config)
+    if protocol in ("SASL_PLAINTEXT", "SASL_SSL"):
+        options["sasl_mechanism"] = config.kafka_sasl_mechanism
+        options["sasl_plain_username"] = config.kafka_sasl_username
+        options["sasl_plain_password"] = config.kafka_sasl_password
     return options
+
+
+def tls_context(config: Settings) -> ssl.SSLContext:
+    """Checks the brokers' certificates and names against KAFKA_SSL_CAFILE (or the
+    system's CAs), and shows the client certificate when one is set. A file that does
+    not load stops the worker with its variable named."""
+    try:
+        context = ssl.create_default_context(cafile=config.kafka_ssl_cafile or None)
+    except (ssl.SSLError, ValueError) as error:
+        raise SystemExit(f"KAFKA_SSL_CAFILE: no PEM CA certificate in it: {error}") from None
+    if config.kafka_ssl_certfile:
+        try:
+            context.load_cert_chain(
+                config.kafka_ssl_certfile,
+                config.kafka_ssl_keyfile or None,
+                password=config.kafka_ssl_key_password or None,
+            )
+        except ssl.SSLError as error:
+            raise SystemExit(
+                "KAFKA_SSL_CERTFILE/KAFKA_SSL_KEYFILE: the client certificate and its key "
+                f"do not load (not PEM, not a pair, or a wrong KAFKA_SSL_KEY_PASSWORD): {error}"
+            ) from None
+    return context
+
+
+LOGIN_REFUSED = (SaslAuthenticationFailed, UnsupportedSaslMechanismError, IllegalSaslStateError)
+"""The brokers' answers to a login they will never accept: retrying cannot help."""
+
+
+async def check_login(config: Settings | None = None) -> None:
+    """Connect to a bootstrap server as every client will (TLS handshake, SASL login),
+    and stop the worker at once, with the reason in one line, when the brokers refuse
+    the certificate or the login. Unreachable brokers are not this check's business:
+    the clients wait for them as they always do."""
+    config = settings if config is None else config
+    options = security_options(config)
+    if options["security_protocol"] == "PLAINTEXT":
+        return
+    for server in config.bootstrap_servers.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            connection = await create_conn(host, int(port), **options)
+        except LOGIN_REFUSED as error:
+            user = config.kafka_sasl_username
+            raise SystemExit(
+                f"Kafka authentication failed for user {user!r} ({config.kafka_sasl_mechanism} "
+                f"at {server}): {error.args[0] if error.args else error}; check "
+                "KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD and KAFKA_SASL_MECHANISM"
+            ) from None
+        except ssl.SSLCertVerificationError as error:
+            raise SystemExit(
+                f"Kafka TLS failed at {server}: the broker's certificate does not verify "
+                f"({error.verify_message}); check KAFKA_SSL_CAFILE"
+            ) from None
+        except (OSError, TimeoutError, KafkaError) as error:
+            log.warning("could not check the Kafka login at %s: %r", server, error)
+            continue
+        connection.close()
+        return
 
 
 async def started_consumer(

@@ -3,34 +3,32 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import faust
 from faust.types import TransportT
+from faust.types.auth import CredentialsT
 
+from app.kafka_clients import check_login, security_options
 from app.producer import ShopProducer
 from app.settings import FaustSettings, settings
 
 
-def _credentials() -> faust.SASLCredentials | faust.SSLCredentials | None:
-    if not settings.kafka_sasl_username:
-        if settings.kafka_security_protocol == "SSL":  # TLS without SASL
-            import ssl
-
-            # an explicit context: SSLCredentials() without one cannot build its own
-            return faust.SSLCredentials(ssl.create_default_context())
+def faust_credentials(options: Mapping[str, Any]) -> CredentialsT | None:
+    """faust's credentials for the security in `options` (`security_options`): faust
+    turns them back into these same aiokafka options for its producer and consumer."""
+    protocol = options["security_protocol"]
+    if protocol == "PLAINTEXT":
         return None
-    ssl_context = None
-    if settings.kafka_security_protocol.startswith("SASL_SSL"):
-        import ssl
-
-        ssl_context = ssl.create_default_context()
+    if protocol == "SSL":
+        return faust.SSLCredentials(options["ssl_context"])
     return faust.SASLCredentials(
-        username=settings.kafka_sasl_username,
-        password=settings.kafka_sasl_password,
-        mechanism=settings.kafka_sasl_mechanism,
-        ssl_context=ssl_context,
+        username=options["sasl_plain_username"],
+        password=options["sasl_plain_password"],
+        mechanism=options["sasl_mechanism"],
+        ssl_context=options.get("ssl_context"),
     )
 
 
@@ -56,6 +54,9 @@ class ShopApp(faust.App):
                 warnings.simplefilter("ignore")  # only the banner has read it so far
                 self.conf.datadir = Path(datadir)
         self.conf.datadir.mkdir(parents=True, exist_ok=True)
+        # refused credentials stop the worker here, in one line, before any client
+        # retries them in a loop
+        await check_login()
         await super().on_first_start()
         for declare in self.declarations:
             await declare()
@@ -69,7 +70,8 @@ class ShopApp(faust.App):
 app = ShopApp(
     settings.app_id,
     broker=[f"kafka://{server}" for server in settings.bootstrap_servers.split(",")],
-    broker_credentials=_credentials(),
+    # faust's producer and consumer connect as every other client (app/kafka_clients.py)
+    broker_credentials=faust_credentials(security_options(settings)),
     store=settings.store,
     topic_partitions=settings.partitions,
     topic_replication_factor=settings.replication_factor,

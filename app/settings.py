@@ -10,6 +10,7 @@ traceback. docs/configuration.md is generated from these declarations:
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from pydantic import Field, field_validator, model_validator
@@ -336,6 +337,46 @@ class Settings(EnvSettings):
                 f"SHOP_MIN_INSYNC_REPLICAS must be between 1 and SHOP_REPLICATION_FACTOR "
                 f"({self.replication_factor}), got {self.min_insync_replicas}"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _kafka_security_that_can_work(self) -> Settings:
+        """Refuse, by variable, a Kafka security setting that cannot work: each would
+        otherwise surface later as a connection failing for no stated reason."""
+        protocol = self.kafka_security_protocol
+        sasl = protocol.startswith("SASL_")
+        for name, value in (
+            ("KAFKA_SASL_USERNAME", self.kafka_sasl_username),
+            ("KAFKA_SASL_PASSWORD", self.kafka_sasl_password),
+        ):
+            if sasl and not value:
+                raise ValueError(f"KAFKA_SECURITY_PROTOCOL={protocol} needs {name}")
+            if value and not sasl:
+                raise ValueError(
+                    f"{name} is set but KAFKA_SECURITY_PROTOCOL={protocol} logs in with no "
+                    "SASL: use SASL_SSL (or SASL_PLAINTEXT)"
+                )
+        tls = protocol in ("SSL", "SASL_SSL")
+        for name, path in (
+            ("KAFKA_SSL_CAFILE", self.kafka_ssl_cafile),
+            ("KAFKA_SSL_CERTFILE", self.kafka_ssl_certfile),
+            ("KAFKA_SSL_KEYFILE", self.kafka_ssl_keyfile),
+        ):
+            if not path:
+                continue
+            if not tls:
+                raise ValueError(
+                    f"{name} is set but KAFKA_SECURITY_PROTOCOL={protocol} uses no TLS: "
+                    "use SSL or SASL_SSL"
+                )
+            if not Path(path).is_file():
+                raise ValueError(f"{name}: no such file {path!r}")
+        for name, value in (
+            ("KAFKA_SSL_KEYFILE", self.kafka_ssl_keyfile),
+            ("KAFKA_SSL_KEY_PASSWORD", self.kafka_ssl_key_password),
+        ):
+            if value and not self.kafka_ssl_certfile:
+                raise ValueError(f"{name} is set without KAFKA_SSL_CERTFILE")
         return self
 
     def topic(self, name: str) -> str:

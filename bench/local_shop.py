@@ -21,12 +21,16 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Mapping
 from http.client import HTTPException
 from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+
+from app.kafka_clients import SECURITY_VARIABLES, client_options
+from app.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
@@ -83,9 +87,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def read_values(bootstrap: str, topic: str, partitions: int) -> list[bytes]:
-    """Every value of `topic` from the beginning to the end offsets read at the start."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+async def read_values(
+    connection: str | Mapping[str, Any], topic: str, partitions: int
+) -> list[bytes]:
+    """Every value of `topic` from the beginning to the end offsets read at the start.
+    `connection`: bootstrap servers, or a client's whole options (`System.client_options`)."""
+    options = {"bootstrap_servers": connection} if isinstance(connection, str) else connection
+    consumer = AIOKafkaConsumer(enable_auto_commit=False, **options)
     await consumer.start()
     try:
         assigned = [TopicPartition(topic, p) for p in range(partitions)]
@@ -189,12 +197,13 @@ class Worker:
 
 
 class System:
-    """An isolated copy of the shop on the shared broker."""
+    """An isolated copy of the shop on the shared broker (or on the one `env` names in
+    KAFKA_BOOTSTRAP_SERVERS, reached with the KAFKA_SECURITY_PROTOCOL... it gives)."""
 
     def __init__(self, workdir: Path, partitions: int = 8, **env: str) -> None:
         self.id = f"t{uuid.uuid4().hex[:10]}"
         self.workdir = workdir
-        self.bootstrap = ensure_broker()
+        self.bootstrap = env.get("KAFKA_BOOTSTRAP_SERVERS") or ensure_broker()
         self.env = {
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
             "SHOP_APP_ID": self.id,
@@ -209,6 +218,15 @@ class System:
     def topic(self, name: str) -> str:
         return f"{self.id}.{name}"
 
+    def client_options(self) -> dict[str, Any]:
+        """What an aiokafka client of this harness takes to reach the broker as the
+        system's workers do: their security settings are this process's environment
+        overlaid with the system's, as in their own environment."""
+        given: dict[str, Any] = {
+            name.lower(): self.env[name] for name in SECURITY_VARIABLES if name in self.env
+        }
+        return client_options(Settings(bootstrap_servers=self.bootstrap, **given))
+
     def worker(self, name: str | None = None, port: int | None = None) -> Worker:
         worker = Worker(self, name or f"w{len(self.workers) + 1}", port)
         self.workers.append(worker)
@@ -222,7 +240,7 @@ class System:
     def read_topic(self, name: str, partitions: int | None = None) -> list[bytes]:
         """Every value of this system's topic `name`, straight from Kafka."""
         count = partitions or int(self.env["SHOP_PARTITIONS"])
-        return asyncio.run(read_values(self.bootstrap, self.topic(name), count))
+        return asyncio.run(read_values(self.client_options(), self.topic(name), count))
 
     def delete_topics(self) -> None:
         """Delete this system's topics: a broker holds open files for every partition,
@@ -233,7 +251,7 @@ class System:
             return
 
         async def delete() -> None:
-            admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+            admin = AIOKafkaAdminClient(**self.client_options())
             await admin.start()
             try:
                 mine = [t for t in await admin.list_topics() if t.startswith(self.id)]

@@ -27,6 +27,20 @@
 #                          transactions, share state) and default.replication.factor
 #                          (default 1); their min.insync.replicas, and the broker's
 #                          default one, is min(2, that)
+#
+# Secured listeners, beside the plain one (which stays the inter-broker and controller
+# side, and what `start` waits for), for testing the app's TLS and SASL settings:
+#   KAFKA_SASL_SSL_PORT    a SASL_SSL listener on this port: TLS, then a login with
+#                          SCRAM-SHA-256, SCRAM-SHA-512 or PLAIN (default: none)
+#   KAFKA_SSL_PORT         an SSL listener on this port that requires a client
+#                          certificate signed by KAFKA_BROKER_TRUSTSTORE (default: none)
+#   KAFKA_BROKER_KEYSTORE  the broker's PEM file: its unencrypted PKCS#8 private key, then
+#                          its certificate chain (needed by either listener)
+#   KAFKA_BROKER_TRUSTSTORE  PEM CA certificates that client certificates must chain to
+#                          (needed by KAFKA_SSL_PORT)
+#   KAFKA_SASL_USERS       name:password,... : SCRAM-SHA-256 and SCRAM-SHA-512 credentials
+#                          (written when storage is formatted, so only on first start)
+#                          and PLAIN logins; names and passwords of [A-Za-z0-9._-]
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -45,6 +59,11 @@ quorum_voters="${KAFKA_QUORUM_VOTERS:-$node_id@127.0.0.1:$controller_port}"
 cluster_id="${KAFKA_CLUSTER_ID:-}"
 internal_rf="${KAFKA_INTERNAL_REPLICATION:-1}"
 internal_min_isr=$((internal_rf < 2 ? internal_rf : 2))
+sasl_ssl_port="${KAFKA_SASL_SSL_PORT:-}"
+ssl_port="${KAFKA_SSL_PORT:-}"
+broker_keystore="${KAFKA_BROKER_KEYSTORE:-}"
+broker_truststore="${KAFKA_BROKER_TRUSTSTORE:-}"
+sasl_users="${KAFKA_SASL_USERS:-}"
 pid_file="$data_dir/broker.pid"
 log_file="$data_dir/broker.log"
 
@@ -77,16 +96,81 @@ resolve_jars() {
   touch "$cache_dir/.complete"
 }
 
+# the SASL users as name<TAB>password lines, refused unless each is name:password
+sasl_user_lines() {
+  local entry
+  [[ -n "$sasl_users" ]] || return 0
+  local IFS=,
+  for entry in $sasl_users; do
+    if ! [[ "$entry" =~ ^([A-Za-z0-9._-]+):([A-Za-z0-9._-]+)$ ]]; then
+      say "KAFKA_SASL_USERS must be name:password,... of [A-Za-z0-9._-], got '$entry'"
+      exit 2
+    fi
+    printf '%s\t%s\n' "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}"
+  done
+}
+
+check_secured() {
+  [[ -n "$sasl_ssl_port$ssl_port" ]] || return 0
+  if [[ -z "$broker_keystore" || ! -f "$broker_keystore" ]]; then
+    say "a secured listener needs KAFKA_BROKER_KEYSTORE (the broker's PEM key and certificate)"
+    exit 2
+  fi
+  if [[ -n "$ssl_port" && ( -z "$broker_truststore" || ! -f "$broker_truststore" ) ]]; then
+    say "KAFKA_SSL_PORT needs KAFKA_BROKER_TRUSTSTORE (PEM CA certificates of the clients)"
+    exit 2
+  fi
+  if [[ -n "$sasl_ssl_port" && -z "$sasl_users" ]]; then
+    say "KAFKA_SASL_SSL_PORT needs KAFKA_SASL_USERS (name:password,...)"
+    exit 2
+  fi
+  sasl_user_lines >/dev/null
+}
+
+# the listeners and their settings beyond the plain one, as server.properties lines
+secured_config() {
+  [[ -n "$sasl_ssl_port$ssl_port" ]] || return 0
+  echo "ssl.keystore.type=PEM"
+  echo "ssl.keystore.location=$broker_keystore"
+  if [[ -n "$broker_truststore" ]]; then
+    echo "ssl.truststore.type=PEM"
+    echo "ssl.truststore.location=$broker_truststore"
+  fi
+  if [[ -n "$ssl_port" ]]; then
+    echo "listener.name.ssl.ssl.client.auth=required"
+  fi
+  if [[ -n "$sasl_ssl_port" ]]; then
+    local name password mechanism plain=""
+    while IFS=$'\t' read -r name password; do
+      plain+=" user_$name=\"$password\""
+    done < <(sasl_user_lines)
+    echo "listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512,PLAIN"
+    for mechanism in scram-sha-256 scram-sha-512; do
+      echo "listener.name.sasl_ssl.$mechanism.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;"
+    done
+    echo "listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required$plain;"
+  fi
+}
+
 write_config() {
+  local listeners="PLAINTEXT://127.0.0.1:$port" map="CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+  if [[ -n "$sasl_ssl_port" ]]; then
+    listeners+=",SASL_SSL://127.0.0.1:$sasl_ssl_port"
+    map+=",SASL_SSL:SASL_SSL"
+  fi
+  if [[ -n "$ssl_port" ]]; then
+    listeners+=",SSL://127.0.0.1:$ssl_port"
+    map+=",SSL:SSL"
+  fi
   mkdir -p "$data_dir/log"
   cat >"$data_dir/server.properties" <<EOF
 process.roles=broker,controller
 node.id=$node_id
 controller.quorum.voters=$quorum_voters
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
+listeners=$listeners,CONTROLLER://127.0.0.1:$controller_port
+advertised.listeners=$listeners
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=$map
 inter.broker.listener.name=PLAINTEXT
 log.dirs=$data_dir/log
 num.partitions=8
@@ -103,6 +187,7 @@ group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=true
 log.retention.hours=-1
 EOF
+  secured_config >>"$data_dir/server.properties"
   cat >"$data_dir/log4j2.yaml" <<EOF
 Configuration:
   Appenders:
@@ -140,8 +225,13 @@ format_storage() {
     }
     cluster_id="$out"
   fi
+  local scram=() name password
+  while IFS=$'\t' read -r name password; do
+    scram+=(--add-scram "SCRAM-SHA-256=[name=$name,password=$password]")
+    scram+=(--add-scram "SCRAM-SHA-512=[name=$name,password=$password]")
+  done < <(sasl_user_lines)
   out="$(java_cmd kafka.tools.StorageTool format \
-    -t "$cluster_id" -c "$data_dir/server.properties" 2>&1)" || {
+    -t "$cluster_id" -c "$data_dir/server.properties" "${scram[@]}" 2>&1)" || {
     say "formatting storage in $data_dir/log failed:"; echo "$out" >&2; exit 1
   }
 }
@@ -156,7 +246,8 @@ start() {
     say "removing stale pid file $pid_file"
     rm -f "$pid_file"
   fi
-  for p in "$port" "$controller_port"; do
+  check_secured
+  for p in "$port" "$controller_port" $sasl_ssl_port $ssl_port; do
     if port_open "$p"; then
       say "port $p on 127.0.0.1 is in use by another process; set KAFKA_PORT/KAFKA_CONTROLLER_PORT," \
         "or point KAFKA_BOOTSTRAP_SERVERS at the broker that is there"

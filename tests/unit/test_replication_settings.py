@@ -119,16 +119,3 @@ def test_the_app_asks_for_acks_all() -> None:
     from app.main import app
 
     assert app.conf.producer_acks == -1
-
-
-def test_tls_without_sasl_gets_ssl_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    import faust
-
-    from app import main
-
-    monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "SSL")
-    monkeypatch.delenv("KAFKA_SASL_USERNAME", raising=False)
-    monkeypatch.setattr(main, "settings", Settings())
-    credentials = main._credentials()
-    assert isinstance(credentials, faust.SSLCredentials)
-    assert credentials.context is not None

@@ -113,25 +113,31 @@ def test_the_logging_settings_default_to_text_and_info(monkeypatch: pytest.Monke
 def test_a_choice_is_taken_in_any_case(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LOG_FORMAT", "JSON")
     monkeypatch.setenv("LOG_LEVEL", "Warning")
-    monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "sasl_ssl")
+    monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "ssl")
     read = Settings()
     assert (read.log_format, read.log_level, read.kafka_security_protocol) == (
         "json",
         "warning",
-        "SASL_SSL",
+        "SSL",
     )
 
 
 def test_the_tls_files_are_settings_and_no_secret_is_shown(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("KAFKA_SSL_CAFILE", "/etc/kafka/ca.pem")
+    ca, certificate = tmp_path / "ca.pem", tmp_path / "client.pem"
+    ca.write_text("a CA")
+    certificate.write_text("a certificate and its key")
+    monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("KAFKA_SSL_CAFILE", str(ca))
+    monkeypatch.setenv("KAFKA_SSL_CERTFILE", str(certificate))
     monkeypatch.setenv("KAFKA_SSL_KEY_PASSWORD", "sentinel-key-secret")
+    monkeypatch.setenv("KAFKA_SASL_USERNAME", "shop")
     monkeypatch.setenv("KAFKA_SASL_PASSWORD", "sentinel-sasl-secret")
     monkeypatch.setenv("API_TOKEN", "sentinel-api-token")
     read = Settings()
-    assert read.kafka_ssl_cafile == "/etc/kafka/ca.pem"
-    assert (read.kafka_ssl_certfile, read.kafka_ssl_keyfile) == ("", "")
+    assert read.kafka_ssl_cafile == str(ca)
+    assert (read.kafka_ssl_certfile, read.kafka_ssl_keyfile) == (str(certificate), "")
     assert read.kafka_ssl_key_password == "sentinel-key-secret"
     shown = repr(read) + repr(CommandLineSettings())
     assert "sentinel" not in shown
