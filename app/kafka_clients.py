@@ -30,7 +30,7 @@ PARTITION_FETCH_BYTES = 1024 * 1024
 catching up reads every partition of several topics at once, and what a fetch brings
 waits in memory until it is folded. A worker folding a million accounts from an empty
 disk peaked at 309 MB with 4 MiB and 277 MB with this, ready 72 s after its start
-instead of 67 (bench.peers, the memory figures in the README)."""
+instead of 67 (bench.peers, the memory figures in docs/benchmarks.md)."""
 
 
 SECURITY_VARIABLES = (

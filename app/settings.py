@@ -104,7 +104,7 @@ class AnalyticsSettings(EnvSettings):
 EXACTLY_ONCE_REMOVED = (
     "PROCESSING_GUARANTEE=exactly_once was removed: every effect already happens "
     "once (idempotent appends, folds that store their offsets with their rows); "
-    "see the README's 'Exactly once' paragraph"
+    "see docs/design.md, 'Exactly once, without transactions'"
 )
 
 

@@ -10,9 +10,10 @@
   threshold and the stalled agents.
 - `GET /ops/ready`: the readiness probe: 200 when `/ops/health` says ok, else 503.
 - `GET /ops/lag`: the consumer group's committed and end offsets and lag per
-  topic partition, from Kafka (cached for a couple of seconds); and `folds`: for
-  each batched fold, the partitions folded on this worker with their stored
-  offset, the log end last seen and the lag between them.
+  topic partition, from Kafka (cached for a couple of seconds); and `readers`: for
+  each reader of the log on this worker (the read models' folds, the saga), the
+  partitions it reads with their stored offset, the log end last seen and the lag
+  between them.
 - `GET /metrics`: Prometheus text format.
 """
 
