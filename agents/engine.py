@@ -42,7 +42,7 @@ from faust.types import TP
 
 from agents.dead_letters import SYSTEM
 from app import faults, lag
-from app.kafka_clients import started_consumer
+from app.kafka_clients import coordination_died, started_consumer
 from app.main import app
 from app.metrics import EVENTS_PROCESSED, FOLD_BATCH_SECONDS, FOLD_LAG, STORES
 from app.settings import settings
@@ -141,10 +141,13 @@ class Reader(faust.Service):
 
     # --- lifecycle ---------------------------------------------------------------
 
-    async def on_start(self) -> None:
-        consumer = await started_consumer(
+    async def _started_consumer(self) -> AIOKafkaConsumer:
+        return await started_consumer(
             group_id=self.group, following=True, wait_ms=self.fetch_wait_ms
         )
+
+    async def on_start(self) -> None:
+        consumer = await self._started_consumer()
         async with self._lock:  # partitions may have been assigned already
             if self.resumes_from_progress:
                 for partition, store in self.stores.items():
@@ -245,9 +248,28 @@ class Reader(faust.Service):
             except SYSTEM as error:
                 failures += 1
                 stalls.failed(self.name, error)
-                async with self._lock:
-                    self._assign()  # back to the stored positions
+                await self._read_again()
                 await asyncio.sleep(min(MAX_BACKOFF_SECONDS, 0.2 * 2 ** min(failures, 5)))
+
+    async def _read_again(self) -> None:
+        """After a system error: from the stored positions, through a new consumer when
+        the old one's group coordination died (it would never read again: see
+        `coordination_died`)."""
+        async with self._lock:
+            if self._consumer is not None and coordination_died(self._consumer):
+                await self._replace_consumer()
+            self._assign()
+
+    async def _replace_consumer(self) -> None:
+        dead, self._consumer = self._consumer, await self._started_consumer()
+        log.warning(
+            "%s: its consumer's group coordination died; reading on with a new one", self.name
+        )
+        if dead is not None:
+            try:
+                await dead.stop()
+            except (KafkaError, OSError) as error:  # it is dead already: nothing to save
+                log.debug("%s: stopping the dead consumer: %r", self.name, error)
 
     def _note_caught_up(self) -> None:
         for partition in self.reading - self.caught_up:

@@ -150,3 +150,15 @@ async def started_consumer(
     # right after the start), aiokafka's close() raises CancelledError into the caller
     await asyncio.sleep(0)
     return consumer
+
+
+def coordination_died(consumer: AIOKafkaConsumer) -> bool:
+    """Whether the consumer's group coordination ended for good. aiokafka 0.14 asserts in
+    its coordination task when an assignment changes twice while the group's coordinator
+    is being looked up (aio-libs/aiokafka#796, open): a worker's start, or a coordinator
+    moving, then two rebalances close together. The task dies, and from then on every
+    fetch, commit and committed() of that consumer fails; only a new consumer reads
+    again. (Private attributes: the one place this project reads them.)"""
+    coordinator = getattr(consumer, "_coordinator", None)
+    task = getattr(coordinator, "_coordination_task", None)
+    return task is not None and task.done()
