@@ -51,7 +51,9 @@ if [[ ! -x "$binary" ]]; then
   # leaves no binary behind that a later run would take as done
   partial="$binary.partial.$$"
   trap 'rm -f "$partial"' EXIT
-  (cd "$module_dir" && go build -ldflags "$ldflags" -o "$partial" "./$command_dir") >&2
+  # GOWORK=off: a go.work shipped in the module (Prometheus's) names modules its zip
+  # leaves out; the module's own go.mod and go.sum are what its release is built from
+  (cd "$module_dir" && GOWORK=off go build -ldflags "$ldflags" -o "$partial" "./$command_dir") >&2
   mv "$partial" "$binary"
 fi
 echo "$binary"
