@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Idempotent dev setup: .venv with Python 3.11, `pip install -e '.[dev]'` only when
-# pyproject.toml changed since the last install (a stamp in .venv). Quiet when there
-# is nothing to do.
+# Idempotent dev setup: .venv with Python 3.11, `pip install -c constraints.txt -e
+# '.[dev]'` (the pinned versions the Dockerfile installs too) only when pyproject.toml
+# or constraints.txt changed since the last install (a stamp in .venv). Quiet when
+# there is nothing to do.
 #
 # Environment: PYTHON  the interpreter to build the venv with (default python3.11)
 set -euo pipefail
@@ -9,7 +10,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 venv="$root/.venv"
-stamp="$venv/.installed-pyproject.sha256"
+stamp="$venv/.installed-requirements.sha256"
 python="${PYTHON:-python3.11}"
 
 if [[ ! -x "$venv/bin/python" ]]; then
@@ -21,10 +22,10 @@ if [[ ! -x "$venv/bin/python" ]]; then
   "$python" -m venv "$venv"
 fi
 
-want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+want="$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)"
 have="$(cat "$stamp" 2>/dev/null || true)"
 if [[ "$want" != "$have" ]] || [[ ! -x "$venv/bin/faust" ]] || [[ ! -x "$venv/bin/shop" ]]; then
-  echo "bootstrap: installing the project into .venv (pip install -e '.[dev]')" >&2
-  "$venv/bin/python" -m pip install -q --disable-pip-version-check -e '.[dev]' >&2
+  echo "bootstrap: installing the project into .venv (pip install -c constraints.txt -e '.[dev]')" >&2
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]' >&2
   echo "$want" >"$stamp"
 fi

@@ -321,6 +321,30 @@ crash() {
   rm -f "$pid_file"
 }
 
+# The make targets' "a broker, unless one answers". The broker KAFKA_BOOTSTRAP_SERVERS
+# names, when it is set and KAFKA_PORT is not (docker compose's 127.0.0.1:9094, a
+# cluster, a managed one): used if it answers; else started here on its port if it is
+# on this host; else an error. Without it, the local broker on KAFKA_PORT.
+ensure() {
+  if [[ -n "${KAFKA_BOOTSTRAP_SERVERS:-}" && -z "${KAFKA_PORT:-}" ]]; then
+    local first="${KAFKA_BOOTSTRAP_SERVERS%%,*}"
+    local host="${first%:*}" named_port="${first##*:}"
+    if (exec 3<>"/dev/tcp/$host/$named_port") 2>/dev/null; then
+      say "a broker answers at $first (KAFKA_BOOTSTRAP_SERVERS)"
+    elif [[ "$host" == "127.0.0.1" || "$host" == "localhost" ]]; then
+      KAFKA_PORT="$named_port" exec "${BASH_SOURCE[0]}" ensure
+    else
+      say "no broker answers at $first (KAFKA_BOOTSTRAP_SERVERS); start it, or unset it" \
+        "to run a local one"
+      exit 1
+    fi
+  elif port_open "$port"; then
+    say "a broker answers on 127.0.0.1:$port"
+  else
+    start
+  fi
+}
+
 status() {
   local pid
   if pid="$(running_pid)"; then
@@ -338,7 +362,6 @@ case "${1:-}" in
   jars) resolve_jars ;;
   status) status ;;
   logs) tail -n "${LINES_TO_SHOW:-100}" -f "$log_file" ;;
-  # start unless a broker already answers on the port (ours or the user's)
-  ensure) if port_open "$port"; then say "a broker answers on 127.0.0.1:$port"; else start; fi ;;
+  ensure) ensure ;;
   *) echo "usage: $0 start|stop|kill|status|logs|ensure|jars" >&2; exit 2 ;;
 esac

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make test`: lint and type-check, then the whole test suite against a real broker.
+# `make test`: lint and type-check (and validate docker-compose.yml), then the whole test
+# suite against a real broker.
 # A local broker is started when none answers at KAFKA_BOOTSTRAP_SERVERS (default
 # 127.0.0.1:9092), and stopped at the end only if this script started it.
 set -euo pipefail
@@ -13,6 +14,11 @@ echo "== ruff"
 .venv/bin/ruff format --check .
 echo "== mypy"
 .venv/bin/mypy
+echo "== docker compose config"
+# the compose CLI alone (no Docker daemon needed) validates docker-compose.yml against
+# the Compose schema and its references; with the `cluster` profile every service is in
+compose="$(scripts/go-tool.sh docker-compose)"
+"$compose" -f docker-compose.yml --profile cluster config --quiet
 
 bootstrap="${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:9092}"
 first="${bootstrap%%,*}"
