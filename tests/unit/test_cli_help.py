@@ -19,6 +19,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from functools import cache
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -114,7 +115,15 @@ def label(command: Command) -> str:
 
 def test_the_tree_is_what_the_cli_offers() -> None:
     # guards the walk itself: a tree that lost its subcommands would pass everything below
-    assert {command[0] for command in RUNNABLE} == {"traffic", "load", "dead-letters", "rebuild"}
+    assert {command[0] for command in RUNNABLE} == {
+        "worker",
+        "health",
+        "lag",
+        "traffic",
+        "load",
+        "dead-letters",
+        "rebuild",
+    }
     assert ("dead-letters", "list") in RUNNABLE and ("dead-letters", "retry") in RUNNABLE
 
 
@@ -189,10 +198,17 @@ def test_help_never_prints_the_api_token(command: Command) -> None:
     assert SECRET_TOKEN not in shop(*command, "--help").stdout
 
 
-def test_dead_letters_shows_the_shop_url_it_will_use() -> None:
+@pytest.mark.parametrize("command", ["dead-letters", "health", "lag"])
+def test_shows_the_shop_url_it_will_use(command: str) -> None:
     # the default comes from $SHOP_URL; the help shows that one, not the built-in
-    output = shop("dead-letters", "--help").stdout
+    output = shop(command, "--help").stdout
     assert f"(default: {ENVIRONMENT['SHOP_URL']})" in flat(output)
+
+
+def test_version_is_the_installed_packages() -> None:
+    result = shop("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"shop {metadata.version('shop')}\n"
 
 
 @pytest.mark.parametrize("command", list(PARSERS), ids=label)
@@ -240,6 +256,24 @@ BAD_VALUES: list[tuple[Command, tuple[str, ...], str]] = [
         "argument --timeout: must be greater than zero",
     ),
     (("rebuild",), ("accounts", "--timeout", "soon"), "argument --timeout: 'soon' is not a number"),
+    (("worker",), ("--port", "0"), "argument --port/-p: must be a port number from 1 to 65535"),
+    (("worker",), ("--port", "http"), "argument --port/-p: 'http' is not a whole number"),
+    (
+        ("worker",),
+        ("--instance-id", "a b"),
+        "argument --instance-id: 1-128 characters, no spaces and no `/`",
+    ),
+    (("worker",), ("--log-level", "loud"), "argument --log-level/-l: invalid choice: 'loud'"),
+    (
+        ("health",),
+        ("--url", NOWHERE, "--timeout", "0"),
+        "argument --timeout: must be greater than zero",
+    ),
+    (
+        ("lag",),
+        ("--url", NOWHERE, "--timeout", "never"),
+        "argument --timeout: 'never' is not a number",
+    ),
 ]
 
 
