@@ -124,7 +124,10 @@ def test_the_tree_is_what_the_cli_offers() -> None:
         "dead-letters",
         "rebuild",
     }
-    assert ("dead-letters", "list") in RUNNABLE and ("dead-letters", "retry") in RUNNABLE
+    assert {
+        ("dead-letters", action)
+        for action in ("list", "retry", "retry-matching", "resolve", "discard")
+    } <= set(RUNNABLE)
 
 
 def test_shop_help_lists_every_command_with_a_one_line_description() -> None:
@@ -216,8 +219,16 @@ def test_time_and_rate_options_state_their_unit(command: Command) -> None:
     parser = PARSERS[command]
     for action in parser._actions:
         # every float option here is a time or a rate: seconds, or per second
-        if action.option_strings and callable(action.type) and isinstance(action.type("1"), float):
+        if action.option_strings and takes_a_number(action.type):
             assert "second" in (action.help or ""), f"{action.option_strings} has no unit"
+
+
+def takes_a_number(kind: Any) -> bool:
+    """Whether an option's type makes a float of "1" (a point in time is refused)."""
+    try:
+        return callable(kind) and isinstance(kind("1"), float)
+    except (argparse.ArgumentTypeError, ValueError):
+        return False
 
 
 @pytest.mark.parametrize("command", list(PARSERS), ids=label)
@@ -249,6 +260,24 @@ BAD_VALUES: list[tuple[Command, tuple[str, ...], str]] = [
     (("dead-letters", "list"), ("--limit", "0"), "argument --limit: must be greater than zero"),
     (("dead-letters", "list"), ("--limit", "ten"), "argument --limit: 'ten' is not a whole number"),
     (("dead-letters", "retry"), (), "the following arguments are required: ID"),
+    (
+        ("dead-letters", "list"),
+        ("--failed-after", "2026-03-01T12:00:00"),
+        "argument --failed-after: '2026-03-01T12:00:00' has no time zone (add Z or +HH:MM)",
+    ),
+    (("dead-letters", "list"), ("--status", "lost"), "argument --status: invalid choice: 'lost'"),
+    (
+        ("dead-letters", "retry-matching"),
+        ("--failed-before", "yesterday"),
+        "argument --failed-before: 'yesterday' is not an ISO 8601 date-time",
+    ),
+    (
+        ("dead-letters", "retry-matching"),
+        ("--through", "-1"),
+        "argument --through: must be zero or more",
+    ),
+    (("dead-letters", "resolve"), ("a:0:1:x",), "the following arguments are required: --reason"),
+    (("dead-letters", "discard"), ("--reason", "dup"), "the following arguments are required: ID"),
     (("rebuild",), ("nonsense",), "argument read_model: invalid choice: 'nonsense'"),
     (
         ("rebuild",),
