@@ -19,16 +19,17 @@ import json
 import os
 import sys
 from datetime import datetime
-from typing import Any
+from typing import Any, get_args
 
 from app.http_client import Answer, ApiClient, Unreachable
 from app.load import positive_int, token_or_environment
+from models.dead_letters import LetterStatus
 
 DEFAULT_URL = "http://127.0.0.1:6066"
 TIMEOUT = 30.0
 FILTERS = ("topic", "agent", "error_type", "error", "failed_after", "failed_before")
 """The filter options, by their query parameter's name (the option's with `-` for `_`)."""
-STATUSES = ("dead", "redriven", "resolved", "discarded")
+STATUSES: tuple[str, ...] = get_args(LetterStatus)
 
 
 def _client(args: argparse.Namespace) -> ApiClient:
@@ -469,6 +470,6 @@ def add_dead_letters_parser(subparsers: Any) -> None:
         )
         closing.add_argument("ids", nargs="+", metavar="ID", help="a dead letter's id")
         closing.add_argument(
-            "--reason", required=True, help="why, kept on the letter (1-500 characters)"
+            "--reason", required=True, help="why, kept on the letter (1-300 characters)"
         )
         closing.set_defaults(run=run_close)

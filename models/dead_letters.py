@@ -13,7 +13,7 @@ LetterStatus = Literal["dead", "redriven", "resolved", "discarded"]
 an operator's word, with a reason. Only a dead letter is retried."""
 Closing = Literal["resolved", "discarded"]
 
-MAX_REASON = 500
+MAX_REASON = 300
 
 
 class DeadLetter(BaseModel):

@@ -11,7 +11,8 @@ A bulk retry is bounded by `through`, an offset of the dead-letter topic: it tak
 only the letters recorded below it. A dry run answers the book's position as
 `through` with the ids it would retry; the real run given that `through` and the
 same filter retries exactly those, less any re-driven, resolved or discarded since
-(a letter that fails again comes back under a new id, past the bound).
+(a letter that fails again comes back under a new id, past the bound). The query
+parameters and their checks are in web/dead_letter_params.py.
 """
 
 from __future__ import annotations
@@ -20,23 +21,30 @@ import asyncio
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 from faust.web import Request, Response, View
-from pydantic import AwareDatetime, TypeAdapter, ValidationError
 
 from agents.engine import key_in_partition
 from agents.redrives import close, dead_letter_book, redrive
 from app.main import app
 from app.settings import settings
 from app.topics import dead_letter_topic
-from models.dead_letters import MAX_REASON, Closing, DeadLetter, LetterStatus
+from models.dead_letters import MAX_REASON, Closing, DeadLetter
 from models.ids import MAX_VERSION
-from tables.dead_letters import LetterFilter, letter, matching, retryable
+from tables.dead_letters import letter, matching, retryable
 from tables.owners import owners
 from tables.partition_store import PartitionStore
 from web.answers import BulkRetry, DeadLettersPage
+from web.dead_letter_params import (
+    FILTERS,
+    STATUSES,
+    flag,
+    invalid,
+    letter_filter,
+    text,
+    text_schema,
+)
 from web.http import (
     HttpError,
     counted_param,
@@ -57,30 +65,16 @@ from web.operations import (
     read_answers,
 )
 
-MAX_TEXT = 1000
-"""The longest filter text taken."""
 MAX_BULK = 10_000
 """The most letters one bulk request re-drives (a client repeats with the same `through`)."""
 FOLD_WAIT = 10.0
 """Seconds a change waits for the fold to show it before answering 504 `pending`."""
-STATUSES: tuple[LetterStatus, ...] = ("dead", "redriven", "resolved", "discarded")
-
-TEXT = {"type": "string", "maxLength": MAX_TEXT}
-TIME = {"type": "string", "format": "date-time"}
 LETTER_ID = Param(
     "letter_id",
     "path",
-    {"type": "string", "minLength": 1},
+    {"type": "string", "pattern": "^[\\x21-\\x7e]{1,512}$"},
     "The dead letter's id, `topic:partition:offset:agent`.",
     True,
-)
-FILTERS = (
-    Param("topic", "query", TEXT, "Only those from this source topic (its full name)."),
-    Param("agent", "query", TEXT, "Only those this reader failed on."),
-    Param("error_type", "query", TEXT, "Only those whose error is of this type, exactly."),
-    Param("error", "query", TEXT, "Only those whose error type or message contains this text."),
-    Param("failed_after", "query", TIME, "Only those dead-lettered at or after this time."),
-    Param("failed_before", "query", TIME, "Only those dead-lettered before this time."),
 )
 REASON = Param(
     "reason",
@@ -101,7 +95,6 @@ HOME = key_in_partition(0)
 routed = owners
 _in_hand: dict[str, str] = {}
 """Letter id -> the change under way for it on this worker (`redrive`, `resolve`...)."""
-_TIME = TypeAdapter(AwareDatetime)
 
 
 def book() -> PartitionStore:
@@ -111,58 +104,6 @@ def book() -> PartitionStore:
 def book_position() -> int:
     """The next offset of the dead-letter topic the book will fold."""
     return book().offset(dead_letter_topic.get_topic_name())
-
-
-def invalid(name: str, reason: str) -> HttpError:
-    return HttpError(
-        422,
-        "invalid_request",
-        f"invalid fields: {name}",
-        fields=[{"field": name, "reason": reason}],
-    )
-
-
-def _text(request: Request, name: str) -> str | None:
-    value = request.query.get(name)
-    if value is not None and len(value) > MAX_TEXT:
-        raise invalid(name, f"at most {MAX_TEXT} characters")
-    return value or None
-
-
-def _time(request: Request, name: str) -> datetime | None:
-    raw = request.query.get(name)
-    if raw is None:
-        return None
-    try:
-        return _TIME.validate_python(raw)
-    except ValidationError:
-        raise invalid(name, "a date-time with a time zone (RFC 3339)") from None
-
-
-def _flag(request: Request, name: str) -> bool:
-    raw = request.query.get(name, "false")
-    if raw not in ("true", "false"):
-        raise invalid(name, "true or false")
-    return raw == "true"
-
-
-def letter_filter(request: Request, *, with_status: bool = False) -> LetterFilter:
-    """The filter the query string asks for; 422 naming a parameter that is invalid."""
-    status = request.query.get("status") if with_status else None
-    if status is not None and status not in STATUSES:
-        raise invalid("status", f"one of {', '.join(STATUSES)}")
-    after, before = _time(request, "failed_after"), _time(request, "failed_before")
-    if after is not None and before is not None and before <= after:
-        raise invalid("failed_before", "must be later than failed_after")
-    return LetterFilter(
-        topic=_text(request, "topic"),
-        agent=_text(request, "agent"),
-        error_type=_text(request, "error_type"),
-        error=_text(request, "error"),
-        failed_after=after,
-        failed_before=before,
-        status=cast(LetterStatus | None, status),  # checked against STATUSES above
-    )
 
 
 def _refused(row: dict[str, Any]) -> HttpError | None:
@@ -241,7 +182,7 @@ class DeadLettersView(View):
                 "Only those in this state.",
             ),
             counted("limit", 1, 1000, 100, "Letters per page."),
-            Param("after", "query", TEXT, "The `next_after` of the page before."),
+            Param("after", "query", text_schema("after"), "The `next_after` of the page before."),
         ),
         answers=read_answers(Answer(200, "A page of dead letters, by id.", DeadLettersPage)),
         links={
@@ -262,7 +203,7 @@ class DeadLettersView(View):
         limit = counted_param(request, "limit", 100, 1, 1000)
         which = letter_filter(request, with_status=True)
         page = []
-        for row in matching(book(), which, after=_text(request, "after")):
+        for row in matching(book(), which, after=text(request, "after")):
             page.append(row)
             if len(page) >= limit:
                 break
@@ -315,7 +256,7 @@ class BulkRedriveView(View):
         discarded and re-driven letters are never taken."""
         require_token(request)
         which = letter_filter(request)
-        dry_run = _flag(request, "dry_run")
+        dry_run = flag(request, "dry_run")
         limit = counted_param(request, "limit", 1000, 1, MAX_BULK)
         through = int_param(request, "through", None, 0, MAX_VERSION)
         if through is None:

@@ -1,4 +1,4 @@
-"""The dead-letter endpoints' query parameters (web/dead_letters.py): the filter they
+"""The dead-letter endpoints' query parameters (web/dead_letter_params.py): the filter they
 make, and a 422 naming the parameter for each bad one. No broker: a request stand-in."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tables.dead_letters import LetterFilter
-from web.dead_letters import letter_filter
+from web.dead_letter_params import letter_filter
 from web.http import HttpError
 
 
@@ -58,7 +58,13 @@ def test_no_parameter_is_every_letter_and_status_only_where_asked() -> None:
             "failed_before",
         ),
         ({"status": "lost"}, "status"),
-        ({"topic": "x" * 1001}, "topic"),
+        ({"topic": "x" * 250}, "topic"),
+        ({"topic": ""}, "topic"),
+        ({"agent": "stock service"}, "agent"),
+        ({"error_type": "Key<Error>"}, "error_type"),
+        ({"error": "e" * 201}, "error"),
+        ({"failed_after": "0.5"}, "failed_after"),  # a Unix time to pydantic; not RFC 3339
+        ({"failed_after": "2026-03-01"}, "failed_after"),
     ],
 )
 def test_a_bad_parameter_is_a_422_naming_it(query: dict[str, str], field: str) -> None:
