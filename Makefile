@@ -1,5 +1,9 @@
-# The two commands of the README, and a few conveniences.
-.PHONY: start test lint constraints bench bench-peers failover soak soak-read startup-loop crash-loop kill-matrix saga-kill-loop broker-start broker-stop cluster-start cluster-stop clean
+# The two commands of the README, and a few conveniences. `make help` lists them: every
+# target has a `##` comment after its colon, which is what help prints.
+.PHONY: help start test lint constraints bench bench-peers failover soak soak-read startup-loop crash-loop kill-matrix saga-kill-loop broker-start broker-stop cluster-start cluster-stop clean
+
+help:  ## list these targets with what each does
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 start:  ## broker + two workers + sample traffic; Ctrl-C stops it all
 	@scripts/start.sh
@@ -7,7 +11,7 @@ start:  ## broker + two workers + sample traffic; Ctrl-C stops it all
 test:   ## ruff, mypy and every test, against a real broker (started if none answers)
 	@scripts/test.sh
 
-lint:
+lint:  ## ruff (lint and format check) and mypy
 	@scripts/bootstrap.sh
 	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy
 
@@ -64,10 +68,10 @@ soak-read:  ## SIGKILL the folds at each fault point (own, then empty data dir),
 	@scripts/kafka.sh ensure
 	SOAK_RUNS=$${SOAK_RUNS:-10} .venv/bin/pytest -q tests/integration/test_fold_crash.py tests/integration/test_order_views_crash.py
 
-broker-start:
+broker-start:  ## the local single-node Kafka broker (scripts/kafka.sh), in the background
 	@scripts/kafka.sh start
 
-broker-stop:
+broker-stop:  ## stop that broker (its log stays in .kafka)
 	@scripts/kafka.sh stop
 
 cluster-start:  ## a 3-broker local cluster (scripts/kafka-cluster.sh); run workers with SHOP_REPLICATION_FACTOR=3

@@ -1,29 +1,55 @@
-"""The dead letters kept by id, and their re-drives: one batched fold of the
-one-partition dead-letter topic (tables/dead_letters.py), run where partition 0
+"""The dead letters kept by id, their re-drives and their resolutions: one batched fold
+of the one-partition dead-letter topic (tables/dead_letters.py), run where partition 0
 of the order commands is decided."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+from collections.abc import Sequence
+from typing import Any
 
 from agents.folds import FoldRunner
 from app.main import app
 from app.topics import dead_letter_topic
-from models.dead_letters import DeadLetter, Redrive
+from models.dead_letters import Closing, DeadLetter, Redrive, Resolution
 from tables.dead_letters import DeadLetterBook
 
 dead_letter_book = FoldRunner(DeadLetterBook(), single=True)
 app.service(dead_letter_book)  # type: ignore[arg-type]
 
 
-async def redrive(letter: DeadLetter) -> None:
-    """Send the letter's original key and bytes back to its source topic, then record
-    on the dead-letter topic that it was (the fold marks it "redriven"). A crash
-    between the two leaves it "dead": a retry sends it again, and every handler is
-    idempotent. The fold itself never sends, so a refold never re-drives."""
-    key = None if letter.key is None else base64.b64decode(letter.key)
-    value = None if letter.value is None else base64.b64decode(letter.value)
-    source = app.topic(letter.source_topic, key_serializer="raw", value_serializer="raw")
-    await (await source.send(key=key, value=value))
-    done = Redrive(redrive=letter.id).model_dump_json().encode()
-    await (await dead_letter_topic.send(key=letter.id, value=done))
+async def redrive(letters: Sequence[DeadLetter]) -> int:
+    """Send each letter's original key and bytes back to its source topic, then record
+    on the dead-letter topic that it was (the fold marks it "redriven"); the offset of
+    the last record, so a caller can wait for the fold to pass it. Every send goes out
+    at once and is acknowledged before any record is appended: a crash between the two
+    leaves letters "dead", a retry sends them again, and every handler is idempotent.
+    The fold itself never sends, so a refold never re-drives."""
+    sources: dict[str, Any] = {}
+    sent = []
+    for letter in letters:
+        if letter.source_topic not in sources:
+            sources[letter.source_topic] = app.topic(
+                letter.source_topic, key_serializer="raw", value_serializer="raw"
+            )
+        key = None if letter.key is None else base64.b64decode(letter.key)
+        value = None if letter.value is None else base64.b64decode(letter.value)
+        sent.append(await sources[letter.source_topic].send(key=key, value=value))
+    await asyncio.gather(*sent)
+    records = [
+        await dead_letter_topic.send(
+            key=letter.id, value=Redrive(redrive=letter.id).model_dump_json().encode()
+        )
+        for letter in letters
+    ]
+    acknowledged = await asyncio.gather(*records)
+    return max(metadata.offset for metadata in acknowledged)
+
+
+async def close(letter_id: str, state: Closing, reason: str) -> int:
+    """Record that the letter is resolved or discarded, with the reason; the record's
+    offset on the dead-letter topic. Nothing else is sent: the fold marks the letter."""
+    record = Resolution(resolve=letter_id, state=state, reason=reason)
+    sent = await dead_letter_topic.send(key=letter_id, value=record.model_dump_json().encode())
+    return int((await sent).offset)

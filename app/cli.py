@@ -5,6 +5,9 @@
     shop load ...                 (orders at a target rate, app/load.py)
     shop dead-letters list|retry  (app/dead_letters_cli.py)
     shop rebuild accounts|analytics|orders|stock|timeline  (app/rebuild_cli.py)
+    shop worker [--port N] [--data-dir DIR] [--instance-id NAME]  (app/worker_cli.py)
+    shop health|lag [--url URL] [--json]  (app/ops_cli.py)
+    shop --version
 
 Each subcommand is one `add_<name>_parser` function plus its runner, so a new
 one slots in without touching the others; `build_parser()` is the whole tree
@@ -22,11 +25,13 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib import metadata
 from typing import Any
 
 from app.dead_letters_cli import add_dead_letters_parser
 from app.http_client import MAX_ATTEMPTS, ApiClient, Tally
 from app.load import add_load_parser, positive_float, positive_int, token_or_environment
+from app.ops_cli import add_ops_parsers
 from app.rebuild_cli import add_rebuild_parser
 from app.traffic import (
     CANCEL_SHARE,
@@ -42,6 +47,7 @@ from app.traffic import (
     run,
     set_up,
 )
+from app.worker_cli import add_worker_parser
 
 PROGRESS_EVERY = 5.0
 
@@ -272,9 +278,18 @@ def add_traffic_parser(subparsers: Any) -> None:
 
 
 DESCRIPTION = """\
-Command-line tools around a running shop. traffic, load and dead-letters talk to
-a worker's HTTP API; rebuild talks to Kafka directly.
+Command-line tools around a running shop. worker runs one; traffic, load,
+dead-letters, health and lag talk to a worker's HTTP API; rebuild talks to Kafka
+directly.
 """
+
+
+def installed_version() -> str:
+    """The version of the installed `shop` package (its metadata, not the source tree)."""
+    try:
+        return metadata.version("shop")
+    except metadata.PackageNotFoundError:  # a source tree never installed
+        return "unknown (not installed: pip install -e .)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -283,6 +298,12 @@ def build_parser() -> argparse.ArgumentParser:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"shop {installed_version()}",
+        help="print the installed package's version and exit",
+    )
     subparsers = parser.add_subparsers(
         dest="command",
         required=True,
@@ -290,6 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="COMMAND",
         help="`shop COMMAND --help` tells what it does, what it prints and its exit status",
     )
+    add_worker_parser(subparsers)
+    add_ops_parsers(subparsers)
     add_traffic_parser(subparsers)
     add_load_parser(subparsers)
     add_dead_letters_parser(subparsers)

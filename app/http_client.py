@@ -202,9 +202,11 @@ class ApiClient:
     async def get(self, path: str, params: dict[str, Any] | None = None) -> Answer:
         return await self._once("GET", path, params=params)
 
-    async def post(self, path: str, body: dict[str, Any] | None = None) -> Answer:
+    async def post(
+        self, path: str, body: dict[str, Any] | None = None, params: dict[str, Any] | None = None
+    ) -> Answer:
         """One POST, not retried (for requests that are not commands with a key)."""
-        return await self._once("POST", path, json=body)
+        return await self._once("POST", path, json=body, params=params)
 
     async def _once(self, method: str, path: str, **options: Any) -> Answer:
         url = self._url(path)

@@ -111,7 +111,8 @@ async def read_values(
 
 
 class Worker:
-    """One `faust -A app.worker worker` process with its own data dir and web port."""
+    """One `shop worker` process (`faust -A app.worker worker`) with its own data dir, web
+    port and instance id."""
 
     def __init__(self, system: System, name: str, port: int | None = None) -> None:
         self.system = system
@@ -126,22 +127,21 @@ class Worker:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> Worker:
-        env = {**os.environ, **self.system.env, "SHOP_INSTANCE_ID": self.name}
+        env = {**os.environ, **self.system.env}
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it
+        # `shop worker` as an operator runs it (it execs faust: the same process)
         self.process = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
-                "faust",
-                "-A",
-                "app.worker",
-                "-D",
-                str(self.datadir),
+                "app.cli",
                 "worker",
-                "-l",
-                "info",
-                "-p",
+                "--data-dir",
+                str(self.datadir),
+                "--port",
                 str(self.port),
+                "--instance-id",
+                self.name,
             ],
             cwd=ROOT,
             env=env,

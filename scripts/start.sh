@@ -112,9 +112,9 @@ supervise() { # n port: run worker-n, and start it again whenever it fails
   local n="$1" port="$2" backoff=1 started pid status
   while [[ ! -e .run/stopping ]]; do
     started=$SECONDS
-    SHOP_INSTANCE_ID="worker-$n" PYTHONUNBUFFERED=1 \
-      .venv/bin/faust -A app.worker -D "$data_root/worker-$n" worker -l info -p "$port" \
-      -h 127.0.0.1 >>".run/worker-$n.log" 2>&1 </dev/null &
+    # `shop worker` execs faust: $! is the worker itself, its signals and exit status
+    PYTHONUNBUFFERED=1 .venv/bin/shop worker --instance-id "worker-$n" \
+      --data-dir "$data_root/worker-$n" --port "$port" >>".run/worker-$n.log" 2>&1 </dev/null &
     pid=$!
     echo "$pid" >".run/worker-$n.pid"
     status=0

@@ -102,6 +102,23 @@ class DeadLettersPage(BaseModel):
     next_after: str | None
 
 
+class BulkRetry(BaseModel):
+    """What a bulk re-drive took (or, on a dry run, would take)."""
+
+    dry_run: bool
+    through: int
+    """Only letters recorded below this offset of the dead-letter topic were taken. Pass
+    a dry run's to the real run with the same filter: it re-drives exactly what the dry
+    run counted, less any re-driven, resolved or discarded since."""
+    matched: int
+    """Dead letters the filter matches below `through`."""
+    ids: list[str]
+    """Those re-driven (dry run: to be), at most `limit`, in the order they were
+    dead-lettered."""
+    remaining: int
+    """`matched` less `ids`: ask again with the same `through` for the rest."""
+
+
 class ContractRow(BaseModel):
     event_type: str
     context: str

@@ -9,6 +9,7 @@ by a known amount; after SIGCONT it catches up.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import signal
 import time
@@ -20,6 +21,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from app import cli
 from bench.accounts import make_events, produce
 from models.envelope import CommandEnvelope
 from tests.system import System, Worker
@@ -151,6 +153,27 @@ def test_lag_lists_every_input_partition(ops_system: System, api: httpx.Client) 
         assert [(r["topic"], r["partition"]) for r in rows] == [(ops_system.topic(topic), 0)]
     for row in (r for rows in body["readers"].values() for r in rows):
         assert row["offset"] >= 0 and (row["lag"] is None or row["lag"] >= 0), row
+
+
+def test_shop_health_and_lag_say_what_the_worker_says(
+    ops_system: System, node: Worker, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wait_for(
+        lambda: httpx.get(f"{node.url}/ops/health").json(), lambda b: b["status"] == "ok", 60, "ok"
+    )
+    capsys.readouterr()
+    assert cli.main(["health", "--url", node.url, "--json"]) == 0  # ok
+    body = json.loads(capsys.readouterr().out)
+    assert body["status"] == "ok" and body["lag"]["threshold"] == THRESHOLD
+    assert body["partitions"] == list(range(PARTITIONS))  # the only worker owns them all
+    assert cli.main(["lag", "--url", node.url]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("consumer lag ") and f"group {ops_system.id}" in lines[0]
+    rows = {tuple(line.split()[:2]) for line in lines}
+    for name in INPUT_TOPICS:
+        for partition in range(PARTITIONS):
+            assert (ops_system.topic(name), str(partition)) in rows, (name, partition)
+    assert any(line.split()[:1] == ["dead-letters"] for line in lines)  # a fold on it
 
 
 def test_metrics_count_processed_events_and_answers(api: httpx.Client) -> None:

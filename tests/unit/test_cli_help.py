@@ -19,6 +19,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from functools import cache
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -114,8 +115,19 @@ def label(command: Command) -> str:
 
 def test_the_tree_is_what_the_cli_offers() -> None:
     # guards the walk itself: a tree that lost its subcommands would pass everything below
-    assert {command[0] for command in RUNNABLE} == {"traffic", "load", "dead-letters", "rebuild"}
-    assert ("dead-letters", "list") in RUNNABLE and ("dead-letters", "retry") in RUNNABLE
+    assert {command[0] for command in RUNNABLE} == {
+        "worker",
+        "health",
+        "lag",
+        "traffic",
+        "load",
+        "dead-letters",
+        "rebuild",
+    }
+    assert {
+        ("dead-letters", action)
+        for action in ("list", "retry", "retry-matching", "resolve", "discard")
+    } <= set(RUNNABLE)
 
 
 def test_shop_help_lists_every_command_with_a_one_line_description() -> None:
@@ -189,10 +201,17 @@ def test_help_never_prints_the_api_token(command: Command) -> None:
     assert SECRET_TOKEN not in shop(*command, "--help").stdout
 
 
-def test_dead_letters_shows_the_shop_url_it_will_use() -> None:
+@pytest.mark.parametrize("command", ["dead-letters", "health", "lag"])
+def test_shows_the_shop_url_it_will_use(command: str) -> None:
     # the default comes from $SHOP_URL; the help shows that one, not the built-in
-    output = shop("dead-letters", "--help").stdout
+    output = shop(command, "--help").stdout
     assert f"(default: {ENVIRONMENT['SHOP_URL']})" in flat(output)
+
+
+def test_version_is_the_installed_packages() -> None:
+    result = shop("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"shop {metadata.version('shop')}\n"
 
 
 @pytest.mark.parametrize("command", list(PARSERS), ids=label)
@@ -200,8 +219,16 @@ def test_time_and_rate_options_state_their_unit(command: Command) -> None:
     parser = PARSERS[command]
     for action in parser._actions:
         # every float option here is a time or a rate: seconds, or per second
-        if action.option_strings and callable(action.type) and isinstance(action.type("1"), float):
+        if action.option_strings and takes_a_number(action.type):
             assert "second" in (action.help or ""), f"{action.option_strings} has no unit"
+
+
+def takes_a_number(kind: Any) -> bool:
+    """Whether an option's type makes a float of "1" (a point in time is refused)."""
+    try:
+        return callable(kind) and isinstance(kind("1"), float)
+    except (argparse.ArgumentTypeError, ValueError):
+        return False
 
 
 @pytest.mark.parametrize("command", list(PARSERS), ids=label)
@@ -233,6 +260,24 @@ BAD_VALUES: list[tuple[Command, tuple[str, ...], str]] = [
     (("dead-letters", "list"), ("--limit", "0"), "argument --limit: must be greater than zero"),
     (("dead-letters", "list"), ("--limit", "ten"), "argument --limit: 'ten' is not a whole number"),
     (("dead-letters", "retry"), (), "the following arguments are required: ID"),
+    (
+        ("dead-letters", "list"),
+        ("--failed-after", "2026-03-01T12:00:00"),
+        "argument --failed-after: '2026-03-01T12:00:00' has no time zone (add Z or +HH:MM)",
+    ),
+    (("dead-letters", "list"), ("--status", "lost"), "argument --status: invalid choice: 'lost'"),
+    (
+        ("dead-letters", "retry-matching"),
+        ("--failed-before", "yesterday"),
+        "argument --failed-before: 'yesterday' is not an ISO 8601 date-time",
+    ),
+    (
+        ("dead-letters", "retry-matching"),
+        ("--through", "-1"),
+        "argument --through: must be zero or more",
+    ),
+    (("dead-letters", "resolve"), ("a:0:1:x",), "the following arguments are required: --reason"),
+    (("dead-letters", "discard"), ("--reason", "dup"), "the following arguments are required: ID"),
     (("rebuild",), ("nonsense",), "argument read_model: invalid choice: 'nonsense'"),
     (
         ("rebuild",),
@@ -240,6 +285,24 @@ BAD_VALUES: list[tuple[Command, tuple[str, ...], str]] = [
         "argument --timeout: must be greater than zero",
     ),
     (("rebuild",), ("accounts", "--timeout", "soon"), "argument --timeout: 'soon' is not a number"),
+    (("worker",), ("--port", "0"), "argument --port/-p: must be a port number from 1 to 65535"),
+    (("worker",), ("--port", "http"), "argument --port/-p: 'http' is not a whole number"),
+    (
+        ("worker",),
+        ("--instance-id", "a b"),
+        "argument --instance-id: 1-128 characters, no spaces and no `/`",
+    ),
+    (("worker",), ("--log-level", "loud"), "argument --log-level/-l: invalid choice: 'loud'"),
+    (
+        ("health",),
+        ("--url", NOWHERE, "--timeout", "0"),
+        "argument --timeout: must be greater than zero",
+    ),
+    (
+        ("lag",),
+        ("--url", NOWHERE, "--timeout", "never"),
+        "argument --timeout: 'never' is not a number",
+    ),
 ]
 
 

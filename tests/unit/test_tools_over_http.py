@@ -42,6 +42,7 @@ class FakeWorker:
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self.keys: Counter[str] = Counter()
         self.tokens: set[str | None] = set()
+        self.redriven = set()
 
     async def handle(self, request: web.Request) -> web.Response:
         self.requests.append((request.method, request.path, dict(request.query)))
@@ -55,6 +56,14 @@ class FakeWorker:
             page = rest[:limit]
             next_after = page[-1]["id"] if len(page) == limit else None
             return web.json_response({"dead_letters": page, "next_after": next_after})
+        if request.path == "/ops/dead-letters/retry":
+            return self.bulk_retry(request.query)
+        if request.path.endswith(("/resolve", "/discard")):
+            letter_id, action = request.path.split("/")[3:5]
+            if letter_id == "nope":
+                return web.json_response({"error": "not_found", "reason": "no such"}, status=404)
+            state = {"resolve": "resolved", "discard": "discarded"}[action]
+            return web.json_response({"id": letter_id, "status": state})
         if request.path.startswith("/ops/dead-letters/"):
             letter_id = request.path.split("/")[3]
             if letter_id == LETTERS[0]["id"]:
@@ -64,6 +73,33 @@ class FakeWorker:
             return web.json_response({"error": "not_found", "reason": "no such"}, status=404)
         await request.read()
         return web.json_response({}, status=202 if request.path == "/orders" else 201)
+
+    redriven: set[str]
+    """What the bulk retry re-drove (or someone else changed: no longer dead)."""
+    THROUGH = 40
+
+    def bulk_retry(self, query: Any) -> web.Response:
+        """The bulk retry's contract: the dead letters of the topic (if given) below
+        `through` (default: THROUGH), up to `limit`; a dry run sends nothing."""
+        through = int(query.get("through", self.THROUGH))
+        rows = [
+            x
+            for x in LETTERS
+            if x["id"] not in self.redriven
+            and x["offset"] < through
+            and query.get("topic", x["source_topic"]) == x["source_topic"]
+        ]
+        taken = [x["id"] for x in rows[: int(query["limit"])]]
+        if query.get("dry_run") != "true":
+            self.redriven.update(taken)
+        body = {
+            "dry_run": query.get("dry_run") == "true",
+            "through": through,
+            "matched": len(rows),
+            "ids": taken,
+            "remaining": len(rows) - len(taken),
+        }
+        return web.json_response(body)
 
 
 @pytest.fixture
@@ -80,8 +116,10 @@ async def worker() -> AsyncIterator[tuple[FakeWorker, str]]:
 async def test_dead_letters_are_fetched_page_by_page(worker: tuple[FakeWorker, str]) -> None:
     fake, url = worker
     async with ApiClient(url) as client:
-        every = await dead_letters_cli.fetch_dead_letters(client, "t.orders.events", None, 2, True)
-        first = await dead_letters_cli.fetch_dead_letters(client, None, "bad", 3, False)
+        every = await dead_letters_cli.fetch_dead_letters(
+            client, {"topic": "t.orders.events"}, 2, True
+        )
+        first = await dead_letters_cli.fetch_dead_letters(client, {"error": "bad"}, 3, False)
     assert [x["id"] for x in every] == [x["id"] for x in LETTERS]
     assert [x["id"] for x in first] == [x["id"] for x in LETTERS[:3]]
     queries = [query for _, _, query in fake.requests]
@@ -114,8 +152,8 @@ async def test_dead_letters_retry_without_a_worker(capsys: pytest.CaptureFixture
 
 
 def test_dead_letters_list_without_a_worker_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
-    args = argparse.Namespace(
-        url="http://127.0.0.1:9", topic=None, error=None, limit=10, all=False, json=True
+    args = cli.build_parser().parse_args(
+        ["dead-letters", "--url", "http://127.0.0.1:9", "list", "--limit", "10", "--json"]
     )
     assert dead_letters_cli.run_list(args) == 1
     out, err = capsys.readouterr()
@@ -148,3 +186,74 @@ async def test_traffic_runs_until_its_duration(worker: tuple[FakeWorker, str]) -
     ]
     assert fake.tokens == {None}
     assert f"accepted={stats.sent}" in stats.line()
+
+
+def dead_letters_args(url: str, *args: str) -> argparse.Namespace:
+    return cli.build_parser().parse_args(["dead-letters", "--url", url, *args])
+
+
+async def test_retry_matching_dry_run_counts_lists_and_sends_nothing(
+    worker: tuple[FakeWorker, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake, url = worker
+    args = dead_letters_args(url, "retry-matching", "--topic", "t.orders.events", "--dry-run")
+    assert await dead_letters_cli.retry_matching(args) == 0
+    out, err = capsys.readouterr()
+    assert out.split() == [x["id"] for x in LETTERS]
+    assert "5 dead letter(s) match, dead-lettered below offset 40" in err
+    assert "--through 40" in err
+    assert [(m, p) for m, p, _ in fake.requests] == [("POST", "/ops/dead-letters/retry")]
+    assert fake.requests[0][2] == {"topic": "t.orders.events", "dry_run": "true", "limit": "1000"}
+    assert not fake.redriven
+
+
+async def test_retry_matching_redrives_what_it_counted_with_the_counts_bound(
+    worker: tuple[FakeWorker, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake, url = worker
+    args = dead_letters_args(url, "retry-matching", "--error-type", "KeyError", "--limit", "2")
+    assert await dead_letters_cli.retry_matching(args) == 0
+    queries = [query for _, _, query in fake.requests]
+    # a count, then rounds of two with the count's bound and the same filter until done
+    assert queries[0] == {"error_type": "KeyError", "dry_run": "true", "limit": "2"}
+    assert queries[1:] == [{"error_type": "KeyError", "through": "40", "limit": "2"}] * 3
+    out, err = capsys.readouterr()
+    assert out.splitlines() == [f"{x['id']}: re-driven" for x in LETTERS]
+    assert "5 dead letter(s) re-driven" in err
+    assert fake.redriven == {x["id"] for x in LETTERS}
+
+
+async def test_retry_matching_with_a_bound_says_what_changed_since_the_count(
+    worker: tuple[FakeWorker, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake, url = worker
+    fake.redriven.add(LETTERS[3]["id"])  # re-driven by someone else after the count
+    args = dead_letters_args(url, "retry-matching", "--through", "3")
+    assert await dead_letters_cli.retry_matching(args) == 0
+    assert [query for _, _, query in fake.requests] == [{"through": "3", "limit": "1000"}]
+    assert fake.redriven == {x["id"] for x in LETTERS[:4]}  # below offset 3, and the one
+
+
+async def test_resolve_and_discard_send_the_reason(
+    worker: tuple[FakeWorker, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake, url = worker
+    first = LETTERS[0]["id"]
+    args = dead_letters_args(url, "resolve", first, "nope", "--reason", "refunded by hand")
+    assert await dead_letters_cli.close(args) == 1
+    out, err = capsys.readouterr()
+    assert out == f"{first}: resolved\n" and err == "nope: 404 not_found: no such\n"
+    assert fake.requests[0] == (
+        "POST",
+        f"/ops/dead-letters/{first}/resolve",
+        {"reason": "refunded by hand"},
+    )
+    args = dead_letters_args(url, "discard", first, "--reason", "test data")
+    assert await dead_letters_cli.close(args) == 0
+    assert capsys.readouterr().out == f"{first}: discarded\n"
+
+
+def test_a_refused_filter_is_one_line_and_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
+    args = dead_letters_args("http://127.0.0.1:9", "retry-matching", "--dry-run")
+    assert dead_letters_cli.run_retry_matching(args) == 1
+    assert capsys.readouterr().err.startswith("shop dead-letters: POST http://127.0.0.1:9/ops/")
