@@ -13,7 +13,7 @@
   topic partition, from Kafka (cached for a couple of seconds); and `folds`: for
   each batched fold, the partitions folded on this worker with their stored
   offset, the log end last seen and the lag between them.
-- `GET /metrics`: Prometheus text format.
+- `GET /metrics`: Prometheus text format; `shop_worker_state` is `worker_state()`.
 """
 
 from __future__ import annotations
@@ -54,6 +54,24 @@ def readiness() -> dict[str, object]:
         "partitions": sorted(owned_partitions()),
         "web": str(app.conf.canonical_url),
     }
+
+
+_was_ready = [False]
+"""Whether this process was ready once: after that, not ready is a rebalance."""
+
+
+def worker_state() -> str:
+    """stalled (an agent held on a system error), running (ready), rebalancing (ready
+    before, not now: a rebalance, its recovery, its catching up) or starting."""
+    if stalls.current():
+        return "stalled"
+    if readiness()["status"] == "ok":
+        _was_ready[0] = True
+        return "running"
+    return "rebalancing" if _was_ready[0] else "starting"
+
+
+metrics.WORKER_STATE.follow(worker_state)
 
 
 async def health() -> dict[str, Any]:

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.accounts import make_events, produce
 from models.envelope import CommandEnvelope
@@ -117,6 +118,16 @@ def metric_values(text: str, name: str) -> dict[str, float]:
     return {labels or "": float(value) for labels, value in pattern.findall(text)}
 
 
+def request_counts(text: str) -> dict[tuple[str, str, str], float]:
+    """(route, method, code) -> requests served, from the HTTP histogram's counts."""
+    return {
+        (sample.labels["route"], sample.labels["method"], sample.labels["code"]): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "shop_http_request_duration_seconds_count"
+    }
+
+
 def test_lag_lists_every_input_partition(ops_system: System, api: httpx.Client) -> None:
     response = api.get("/ops/lag")
     assert response.status_code == 200, response.text
@@ -170,10 +181,17 @@ def test_metrics_count_processed_events_and_answers(api: httpx.Client) -> None:
         "shop_event_handling_seconds_bucket",
         "shop_dead_letters_total",
         "shop_command_results_total",
-        "shop_consumer_lag",
-        "shop_consumer_lag_total_messages",
+        "shop_consumer_lag_messages",
+        "shop_reader_lag_messages",
+        "shop_reader_lag_seconds",
         "shop_lag_degraded",
         "shop_table_keys_estimate",
+        "shop_http_request_duration_seconds_bucket",
+        "shop_worker_state",
+        "shop_build_info",
+        "shop_dead_letters_open",
+        "shop_saga_open_orders_limit",
+        "shop_saga_refused_orders_total",
     ):
         assert f"# TYPE {name.removesuffix('_bucket').removesuffix('_total')}" in text, name
     processed = metric_values(text, "shop_events_processed_total")
@@ -182,8 +200,33 @@ def test_metrics_count_processed_events_and_answers(api: httpx.Client) -> None:
     answers = metric_values(text, "shop_command_results_total")
     assert answers.get('{command_type="OpenAccount",status="201"}', 0) >= 1, answers
     assert answers.get('{command_type="WithdrawMoney",status="409"}', 0) >= 1, answers
-    lag = metric_values(text, "shop_consumer_lag")
+    lag = metric_values(text, "shop_consumer_lag_messages")
     assert len(lag) >= len(INPUT_TOPICS) and all(v >= 0 for v in lag.values()), lag
+    # the old names are gone (a gauge named like a counter, lag without its unit)
+    for gone in ("shop_consumer_lag_total_messages", "shop_consumer_lag{", "shop_fold_lag{"):
+        assert gone not in text, gone
+    reader_lag = metric_values(text, "shop_reader_lag_seconds")
+    assert '{reader="orders-timeline"}' in reader_lag, reader_lag
+    assert all(v >= 0 for v in reader_lag.values()), reader_lag
+    # requests by route pattern (not the raw path), method and status
+    requests = request_counts(text)
+    assert requests.get(("/accounts/{account_id}/withdrawals", "POST", "409"), 0) >= 1, requests
+    assert requests.get(("/accounts/{account_id}", "GET", "200"), 0) >= 1, requests
+    assert not any("m1" in route for route, _, _ in requests), requests
+    api.get("/no/such/path")
+    requests = request_counts(api.get("/metrics").text)
+    assert requests.get(("unmatched", "GET", "404"), 0) >= 1, requests
+    assert metric_values(text, "shop_worker_state") == {
+        '{state="starting"}': 0,
+        '{state="running"}': 1,
+        '{state="rebalancing"}': 0,
+        '{state="stalled"}': 0,
+    }
+    (build,) = metric_values(text, "shop_build_info")
+    versions = r'\{aiokafka="[^"]+",faust="[^"]+",python="3[^"]+",version="[^"]+"\}'
+    assert re.fullmatch(versions, build), build
+    assert metric_values(text, "shop_dead_letters_open") == {"": 0}
+    assert metric_values(text, "shop_saga_open_orders_limit") == {"": 24}
     sizes = metric_values(text, "shop_table_keys_estimate")
     assert any('table="account-commands"' in labels for labels in sizes), sizes
     assert any('table="accounts-projection"' in labels for labels in sizes), sizes
