@@ -1,5 +1,5 @@
 # The two commands of the README, and a few conveniences.
-.PHONY: start test lint bench bench-peers failover soak soak-read startup-loop crash-loop kill-matrix saga-kill-loop broker-start broker-stop cluster-start cluster-stop clean
+.PHONY: start test lint alerts-demo bench bench-peers failover soak soak-read startup-loop crash-loop kill-matrix saga-kill-loop broker-start broker-stop cluster-start cluster-stop clean
 
 start:  ## broker + two workers + sample traffic; Ctrl-C stops it all
 	@scripts/start.sh
@@ -10,6 +10,11 @@ test:   ## ruff, mypy and every test, against a real broker (started if none ans
 lint:
 	@scripts/bootstrap.sh
 	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy
+
+alerts-demo:  ## Prometheus with the alert rules scraping two workers: a reader stalls, a worker stops; prints each alert firing and resolving
+	@scripts/bootstrap.sh
+	@scripts/kafka.sh ensure
+	.venv/bin/python -m tests.alerts_demo $(ARGS)
 
 bench:  ## the benchmarks (figures, not asserts)
 	@scripts/bootstrap.sh

@@ -76,6 +76,12 @@ SAGA_OPEN_ORDERS = Gauge(
     "shop_saga_open_orders",
     "Orders placed on this worker's partitions and not shipped or cancelled yet",
 )
+SAGA_ORDER_SECONDS = Histogram(
+    "shop_saga_order_duration_seconds",
+    "From an order placed on this worker to its end (outcome: shipped or cancelled).",
+    ["outcome"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0),
+)
 SAGA_OPEN_ORDERS_LIMIT = Gauge(
     "shop_saga_open_orders_limit",
     "SAGA_MAX_OPEN_ORDERS: POST /orders is refused (503 saga_busy) while the open orders reach it",

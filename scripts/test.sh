@@ -13,6 +13,11 @@ echo "== ruff"
 .venv/bin/ruff format --check .
 echo "== mypy"
 .venv/bin/mypy
+echo "== promtool: the alert rules, their unit tests, the example Prometheus config"
+promtool="$(scripts/go-tool.sh promtool)"
+"$promtool" check rules ops/prometheus/alerts.yml
+"$promtool" test rules ops/prometheus/alerts_test.yml
+"$promtool" check config ops/prometheus/prometheus.yml
 
 bootstrap="${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:9092}"
 first="${bootstrap%%,*}"

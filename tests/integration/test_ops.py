@@ -1,5 +1,6 @@
 """Operations against the real broker: consumer lag from Kafka's offsets, health that
-degrades past the lag threshold and recovers, Prometheus metrics, event contracts.
+degrades past the lag threshold and recovers, Prometheus metrics (and the board's and
+alert rules' queries against them), event contracts.
 
 The worker is frozen (SIGSTOP) while a burst of commands is written straight to
 its command topic, so the group's committed offsets fall behind the end offsets
@@ -9,21 +10,25 @@ by a known amount; after SIGCONT it catches up.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import signal
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import yaml
 from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.accounts import make_events, produce
 from models.envelope import CommandEnvelope
-from tests.system import System, Worker
+from tests.system import ROOT, System, Worker
 
 pytestmark = pytest.mark.integration
 
@@ -332,3 +337,88 @@ def test_health_degrades_while_a_fold_is_behind_its_log(
         assert "fault fold-batch: stalling 12.0s" in worker.tail(300)
     finally:
         system.stop()
+
+
+BOARD = ROOT / "ops" / "grafana" / "shop.json"
+RULES = ROOT / "ops" / "prometheus" / "alerts.yml"
+GRAFANA_RANGES = {"$__rate_interval": "1m", "$__interval": "1m", "$__range": "1h"}
+"""Grafana's own variables, as a Prometheus query would receive them."""
+MADE_BY_PROMETHEUS = {"up"}
+"""Series Prometheus adds to every scrape: in no /metrics page."""
+PROMQL_WORDS = {
+    "by", "without", "on", "ignoring", "group_left", "group_right", "bool", "offset",
+    "and", "or", "unless", "inf", "nan",
+}  # fmt: skip
+
+
+def board_queries() -> list[str]:
+    board = json.loads(BOARD.read_text())
+    queries = [t["expr"] for p in board["panels"] for t in p.get("targets", [])]
+    for name, value in GRAFANA_RANGES.items():
+        queries = [q.replace(name, value) for q in queries]
+    return queries
+
+
+def rule_queries() -> list[str]:
+    groups = yaml.safe_load(RULES.read_text())["groups"]
+    return [rule["expr"] for group in groups for rule in group["rules"]]
+
+
+def metric_names(query: str) -> set[str]:
+    """The metric names a PromQL query reads: its identifiers, less strings, label
+    matchers, ranges, grouping lists, functions and keywords."""
+    bare = re.sub(r'"(?:[^"\\]|\\.)*"', "", query)
+    bare = re.sub(r"\{[^}]*\}|\[[^\]]*\]", " ", bare)
+    bare = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", bare)
+    bare = re.sub(r"\b[a-z_]+\s*\(", "(", bare)  # functions and aggregations
+    words = set(re.findall(r"(?<![\w.])[a-zA-Z_:][a-zA-Z0-9_:]*", bare))
+    return words - PROMQL_WORDS
+
+
+def exported_names(text: str) -> set[str]:
+    """Every sample name a /metrics page declares, whether or not it has samples yet (a
+    labelled metric with no child has its TYPE line only)."""
+    names: set[str] = set()
+    for family in text_string_to_metric_families(text):
+        suffixes = {
+            "counter": ("_total", "_created"),
+            "histogram": ("_bucket", "_sum", "_count", "_created"),
+            "summary": ("_sum", "_count", "_created"),
+        }.get(family.type, ("",))
+        names.update(family.name + suffix for suffix in suffixes)
+    return names
+
+
+def test_metric_names_are_found_in_promql() -> None:
+    assert metric_names(
+        'histogram_quantile(0.95, sum by (le, route) (rate(a_bucket{code=~"5.."}[1m])))'
+        " / on(instance) group_left b_total offset 5m > bool 0 or max(c) without (x)"
+    ) == {"a_bucket", "b_total", "c"}
+
+
+def test_every_board_and_alert_query_reads_exported_metrics_and_parses(
+    api: httpx.Client, tmp_path: Path
+) -> None:
+    """Each panel of ops/grafana/shop.json and each rule of alerts.yml reads only metrics a
+    live worker's /metrics declares, and each of their queries parses (promtool checks
+    them, each wrapped as a recording rule)."""
+    exported = exported_names(api.get("/metrics").text) | MADE_BY_PROMETHEUS
+    queries = board_queries() + rule_queries()
+    assert len(board_queries()) >= 15
+    missing = {q: metric_names(q) - exported for q in queries if metric_names(q) - exported}
+    assert missing == {}
+    assert all(metric_names(q) for q in queries)
+    wrapped = tmp_path / "board_rules.yml"
+    rules = [{"record": f"board:query_{n}", "expr": q} for n, q in enumerate(queries)]
+    wrapped.write_text(yaml.safe_dump({"groups": [{"name": "board", "rules": rules}]}))
+    promtool = subprocess.run(
+        [str(ROOT / "scripts" / "go-tool.sh"), "promtool"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    checked = subprocess.run(
+        [promtool, "check", "rules", str(wrapped)], capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert f"SUCCESS: {len(queries)} rules found" in checked.stdout, checked.stdout
