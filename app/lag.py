@@ -145,7 +145,8 @@ class LagReport:
             "total": self.total,
             "topics": self.by_topic(),
             "reader_lag": {
-                name: {"messages": lag.messages, "seconds": round(lag.seconds, 3)}
+                # whole seconds: the estimate is good to a measurement interval, no finer
+                name: {"messages": lag.messages, "seconds": round(lag.seconds)}
                 for name, lag in sorted(self.readers.items())
             },
             "partitions": [

@@ -139,8 +139,8 @@ class Readiness(BaseModel):
 class ReaderLagFigures(BaseModel):
     messages: int
     """Not yet processed, over every partition of the reader's topics."""
-    seconds: float
-    """Age of the oldest of them; 0 when caught up."""
+    seconds: int
+    """Age of the oldest of them, in whole seconds; 0 when caught up."""
 
 
 class WorkerOverview(BaseModel):

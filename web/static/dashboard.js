@@ -186,7 +186,7 @@
       var cls = r.seconds > LAG_SECONDS_BAD ? " class=behind" : "";
       return "<tr" + cls + " data-reader=\"" + esc(name) + "\" data-messages=\"" + r.messages +
         "\"><td>" + esc(name) + "</td><td class=num>" + r.messages + "</td><td class=num>" +
-        r.seconds.toFixed(1) + " s</td></tr>";
+        r.seconds + " s</td></tr>";
     }).join("");
     var stalled = [];
     $("ops-workers").querySelector("tbody").innerHTML = ops.workers.map(function (w) {
