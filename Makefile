@@ -1,6 +1,6 @@
 # The two commands of the README, and a few conveniences. `make help` lists them: every
 # target has a `##` comment after its colon, which is what help prints.
-.PHONY: help start test lint constraints bench bench-peers failover soak soak-read startup-loop crash-loop kill-matrix saga-kill-loop broker-start broker-stop cluster-start cluster-stop clean
+.PHONY: help start test lint constraints alerts-demo bench bench-peers failover soak soak-read startup-loop crash-loop kill-matrix saga-kill-loop broker-start broker-stop cluster-start cluster-stop clean
 
 help:  ## list these targets with what each does
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -17,6 +17,11 @@ lint:  ## ruff (lint and format check) and mypy
 
 constraints:  ## constraints.txt (the pinned versions CI and the image install) from .venv, after changing a dependency
 	.venv/bin/python scripts/constraints.py
+
+alerts-demo:  ## Prometheus with the alert rules scraping two workers: a reader stalls, a worker stops; prints each alert firing and resolving
+	@scripts/bootstrap.sh
+	@scripts/kafka.sh ensure
+	.venv/bin/python -m tests.alerts_demo $(ARGS)
 
 bench:  ## the benchmarks (figures, not asserts)
 	@scripts/bootstrap.sh

@@ -13,6 +13,15 @@ This is the app's one lag reader: `/ops/lag` shows its report, `/ops/health`
 and `/ops/ready` its health, `/metrics` its gauges, and the dashboard
 (`/analytics/live`) its summary (`LagMonitor.summary`: the same total, per topic).
 
+Lag per reader is given in messages and in seconds. The seconds are the age of the
+oldest message the reader has not processed, read from no message: each
+measurement keeps the log end offsets it saw with their time (`EndHistory`), so
+the time the log end passed a reader's position (interpolated between two
+measurements) is when the message at that position was written. It costs what
+the lag in messages costs; its precision is the interval between measurements
+(a few seconds), and a reader further behind than the history kept
+(`LAG_HISTORY_SECONDS`) shows at least that.
+
 A measurement is cached briefly (`LAG_CACHE_SECONDS`), so all of them stay
 cheap however often they are asked, and agree within that age. A timer
 measures every few seconds and logs a warning when the total crosses
@@ -25,8 +34,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from bisect import bisect_right
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import faust
@@ -47,6 +57,10 @@ LAG_CHECK_INTERVAL = 5.0
 """Seconds between the timer's measurements (the alert log)."""
 KAFKA_TIMEOUT = 5.0
 """Longest wait for one round of offset requests."""
+LAG_HISTORY_SECONDS = 900.0
+"""How long the log ends seen are kept: a reader further behind shows at least this."""
+LAG_HISTORY_SAMPLES = 512
+"""At most this many distinct log ends kept per partition (memory stays bounded)."""
 
 
 # --- arithmetic ------------------------------------------------------------------
@@ -89,11 +103,21 @@ class PartitionLag:
 
 
 @dataclass(frozen=True)
+class ReaderLag:
+    messages: int
+    """Not yet processed, over every partition of the reader's topics."""
+    seconds: float
+    """Age of the oldest of them (its slowest partition's); 0 when caught up."""
+
+
+@dataclass(frozen=True)
 class LagReport:
     group: str
     partitions: list[PartitionLag]
     measured_at: float = field(default_factory=time.time)
     """Unix time of the measurement."""
+    readers: dict[str, ReaderLag] = field(default_factory=dict)
+    """Each reader's own lag (`partitions` has the slowest reader's per partition)."""
 
     @property
     def total(self) -> int:
@@ -120,6 +144,11 @@ class LagReport:
             "measured_at": self.measured_at,
             "total": self.total,
             "topics": self.by_topic(),
+            "reader_lag": {
+                # whole seconds: the estimate is good to a measurement interval, no finer
+                name: {"messages": lag.messages, "seconds": round(lag.seconds)}
+                for name, lag in sorted(self.readers.items())
+            },
             "partitions": [
                 {
                     "topic": p.topic,
@@ -172,6 +201,74 @@ def crossing(was_degraded: bool, total: int | None, threshold: int) -> str | Non
     return None
 
 
+@dataclass
+class EndSeen:
+    """A log end offset, and the first and last time a measurement saw it."""
+
+    end: int
+    first: float
+    last: float
+
+
+class EndHistory:
+    """The log end offsets each measurement saw, per partition: when the log end passed
+    an offset, hence when the message at that offset was written, reading no message."""
+
+    def __init__(
+        self, horizon: float = LAG_HISTORY_SECONDS, samples: int = LAG_HISTORY_SAMPLES
+    ) -> None:
+        self.horizon = horizon
+        self.samples = samples
+        self._seen: dict[TopicPartition, list[EndSeen]] = {}
+
+    def add(self, ends: Mapping[TopicPartition, int], at: float) -> None:
+        for tp, end in ends.items():
+            seen = self._seen.setdefault(tp, [])
+            if seen and end < seen[-1].end:  # the topic was recreated: its history is void
+                seen.clear()
+            if seen and seen[-1].end == end:
+                seen[-1].last = at
+            else:
+                seen.append(EndSeen(end, at, at))
+            old = sum(1 for s in seen[:-1] if s.last < at - self.horizon)
+            del seen[: max(old, len(seen) - self.samples)]
+
+    def seconds_behind(self, tp: TopicPartition, position: int, now: float) -> float:
+        """Age of the message at `position` (the next one a reader reads), 0 if the log
+        has none there yet; written between the last time the end was seen at or before
+        it and the first time past it, assuming an even rate in between."""
+        seen = self._seen.get(tp)
+        if not seen or position >= seen[-1].end:
+            return 0.0
+        after = bisect_right([s.end for s in seen], position)
+        if after == 0:  # older than everything kept: at least that old
+            return max(0.0, now - seen[0].first)
+        before, past = seen[after - 1], seen[after]
+        share = (position + 1 - before.end) / (past.end - before.end)
+        return max(0.0, now - (before.last + share * (past.first - before.last)))
+
+
+def reader_lags(
+    positions: Mapping[str, Mapping[TopicPartition, int | None]],
+    ends: Mapping[TopicPartition, int],
+    starts: Mapping[TopicPartition, int],
+    history: EndHistory,
+    now: float,
+) -> dict[str, ReaderLag]:
+    """Each reader's lag from its committed offsets (`positions`: reader -> its
+    partitions' commits, None where it never committed: it starts at the log start)."""
+    lags = {}
+    for name, committed in positions.items():
+        messages, seconds = 0, 0.0
+        for tp, offset in committed.items():
+            start = starts.get(tp, 0)
+            position = start if offset is None else max(offset, start)
+            messages += partition_lag(offset, ends.get(tp, 0), start)
+            seconds = max(seconds, history.seconds_behind(tp, position, now))
+        lags[name] = ReaderLag(messages, seconds)
+    return lags
+
+
 # --- measuring ---------------------------------------------------------------------
 
 
@@ -183,6 +280,7 @@ class KafkaLagReader:
         self.options = dict(options)
         self._admin: AIOKafkaAdminClient | None = None
         self._consumer: AIOKafkaConsumer | None = None
+        self.ends = EndHistory()
 
     async def _clients(self) -> tuple[AIOKafkaAdminClient, AIOKafkaConsumer]:
         if self._admin is None:
@@ -225,20 +323,26 @@ class KafkaLagReader:
         listed = await asyncio.gather(*(admin.list_consumer_group_offsets(g) for g in groups))
         committed: dict[TopicPartition, int | None] = {}
         slowest: dict[TopicPartition, str] = {}
+        positions: dict[str, dict[TopicPartition, int | None]] = {}
         for group, offsets in zip(groups, listed, strict=True):
+            name = group.removeprefix(f"{self.group}-")
+            mine = positions.setdefault(name, {})
             for tp in partitions:
                 if tp.topic not in readers[group]:
                     continue
                 meta = offsets.get(tp)
-                offset = None if meta is None or meta.offset < 0 else meta.offset
+                mine[tp] = offset = None if meta is None or meta.offset < 0 else meta.offset
                 if tp not in slowest or _behind(offset, committed[tp]):
-                    committed[tp], slowest[tp] = offset, group.removeprefix(f"{self.group}-")
+                    committed[tp], slowest[tp] = offset, name
         ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
+        now = time.time()
+        self.ends.add(ends, now)
         fresh = [tp for tp in partitions if _uncommitted(committed.get(tp))]
         starts: dict[TopicPartition, int] = {}
         if fresh:
             starts = await consumer.beginning_offsets(fresh)
-        return compute(self.group, partitions, committed, ends, starts, readers=slowest)
+        report = compute(self.group, partitions, committed, ends, starts, now, slowest)
+        return replace(report, readers=reader_lags(positions, ends, starts, self.ends, now))
 
 
 def _behind(offset: int | None, than: int | None) -> bool:
@@ -356,12 +460,16 @@ class LagMonitor:
 
     def _publish(self) -> None:
         metrics.CONSUMER_LAG.clear()
+        metrics.READER_LAG_MESSAGES.clear()
+        metrics.READER_LAG_SECONDS.clear()
         if self._last is None:
             metrics.LAG_DEGRADED.set(1)
             return
         for p in self._last.partitions:
             metrics.CONSUMER_LAG.labels(topic=p.topic, partition=str(p.partition)).set(p.lag)
-        metrics.CONSUMER_LAG_TOTAL.set(self._last.total)
+        for name, lag in self._last.readers.items():
+            metrics.READER_LAG_MESSAGES.labels(reader=name).set(lag.messages)
+            metrics.READER_LAG_SECONDS.labels(reader=name).set(lag.seconds)
         metrics.LAG_DEGRADED.set(int(is_degraded(self._last.total, self.threshold)))
 
 

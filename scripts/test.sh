@@ -19,6 +19,11 @@ echo "== docker compose config"
 # the Compose schema and its references; with the `cluster` profile every service is in
 compose="$(scripts/go-tool.sh docker-compose)"
 "$compose" -f docker-compose.yml --profile cluster config --quiet
+echo "== promtool: the alert rules, their unit tests, the example Prometheus config"
+promtool="$(scripts/go-tool.sh promtool)"
+"$promtool" check rules ops/prometheus/alerts.yml
+"$promtool" test rules ops/prometheus/alerts_test.yml
+"$promtool" check config ops/prometheus/prometheus.yml
 
 bootstrap="${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:9092}"
 first="${bootstrap%%,*}"

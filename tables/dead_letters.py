@@ -86,6 +86,11 @@ def letter(store: Stored, letter_id: str) -> dict[str, Any] | None:
     return None if raw is None else dict(json.loads(raw))
 
 
+def open_letters(store: Stored) -> int:
+    """How many letters are still "dead" (not re-driven, resolved or discarded)."""
+    return sum(1 for row in letters(store) if row["status"] == "dead")
+
+
 def letters(store: Stored, after: str | None = None) -> Iterator[dict[str, Any]]:
     """Every dead letter in id order, from the first id past `after`."""
     start = None if after is None else after.encode()

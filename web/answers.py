@@ -153,6 +153,33 @@ class Readiness(BaseModel):
     web: str
 
 
+class ReaderLagFigures(BaseModel):
+    messages: int
+    """Not yet processed, over every partition of the reader's topics."""
+    seconds: int
+    """Age of the oldest of them, in whole seconds; 0 when caught up."""
+
+
+class WorkerOverview(BaseModel):
+    url: str
+    partitions: list[int]
+    """The partitions it owns, as this worker's router knows the assignment."""
+    state: str
+    """starting, running, rebalancing, stalled, or unreachable (it did not answer)."""
+    stalled: list[dict[str, Any]]
+
+
+class Overview(BaseModel):
+    """What the dashboard's operations panel shows: the whole shop, from one worker."""
+
+    served_by: str
+    readers: dict[str, ReaderLagFigures]
+    """Each reader's lag, from Kafka's offsets (empty when they cannot be read: `lag_error`)."""
+    lag_error: str | None
+    dead_letters_open: int
+    workers: list[WorkerOverview]
+
+
 class Health(BaseModel):
     model_config = ConfigDict(extra="allow")
 

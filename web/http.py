@@ -23,7 +23,7 @@ from pydantic import BaseModel, ValidationError
 from agents.folds import FoldRunner, NotHere
 from app.command_bus import CommandTimeout, Overloaded, Stopping, command_bus
 from app.main import app
-from app.metrics import COMMAND_RESULTS
+from app.metrics import COMMAND_RESULTS, timed_requests
 from app.producer import fetch_metadata
 from app.readiness import RECOVERING, serves_reads
 from app.settings import settings
@@ -91,6 +91,8 @@ async def errors_as_json(request: web.Request, handler: Any) -> web.StreamRespon
 
 
 cast(Any, app.web).web_app.middlewares.append(errors_as_json)
+# outermost: it times what the client gets, the JSON refusals above included
+cast(Any, app.web).web_app.middlewares.insert(0, timed_requests)
 
 
 def validation_error(error: ValidationError) -> HttpError:

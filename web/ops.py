@@ -14,26 +14,34 @@
   each reader of the log on this worker (the read models' folds, the saga), the
   partitions it reads with their stored offset, the log end last seen and the lag
   between them.
-- `GET /metrics`: Prometheus text format.
+- `GET /ops/overview`: the whole shop from one worker, for the dashboard's operations
+  panel: each reader's lag (messages, seconds), the open dead letters, and each worker
+  with its partitions, state and stalled agents (it asks each one's `/ops/health`).
+- `GET /metrics`: Prometheus text format; `shop_worker_state` is `worker_state()`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from typing import Any
 
+from aiohttp import ClientError, ClientTimeout
 from faust.web import Request, Response, View
+from yarl import URL
 
 from agents.command_side import SIDES
-from agents.engine import READERS
+from agents.engine import READERS, key_in_partition
+from agents.redrives import open_dead_letters
 from app import metrics
 from app.command_bus import command_bus
 from app.lag import LagUnavailable, lag_monitor
 from app.main import app
 from app.readiness import serves_reads
+from app.settings import settings
 from app.stalls import stalls
-from tables.owners import owned_partitions
-from web.answers import ErrorBody, Health, LagReport, Readiness
+from tables.owners import owned_partitions, owners
+from web.answers import ErrorBody, Health, LagReport, Overview, Readiness
 from web.operations import RETRY_AFTER, Answer, operation
 
 
@@ -57,6 +65,24 @@ def readiness() -> dict[str, object]:
     }
 
 
+_was_ready = [False]
+"""Whether this process was ready once: after that, not ready is a rebalance."""
+
+
+def worker_state() -> str:
+    """stalled (an agent held on a system error), running (ready), rebalancing (ready
+    before, not now: a rebalance, its recovery, its catching up) or starting."""
+    if stalls.current():
+        return "stalled"
+    if readiness()["status"] == "ok":
+        _was_ready[0] = True
+        return "running"
+    return "rebalancing" if _was_ready[0] else "starting"
+
+
+metrics.WORKER_STATE.follow(worker_state)
+
+
 async def health() -> dict[str, Any]:
     """readiness(), consumer lag and stalled agents; `degraded` on either."""
     body: dict[str, Any] = readiness()
@@ -69,6 +95,64 @@ async def health() -> dict[str, Any]:
     behind = reader_lag > lag_monitor.threshold
     if body["status"] == "ok" and (lag.degraded or body["stalled"] or behind):
         body["status"] = "degraded"
+    body["state"] = worker_state()
+    body["dead_letters_open"] = open_dead_letters()
+    return body
+
+
+ASK_TIMEOUT = 2.0
+"""Longest another worker may take to answer the overview's health question."""
+
+
+def _base(url: URL | str) -> str:
+    parsed = URL(str(url))
+    return f"{parsed.scheme}://{parsed.host}:{parsed.port}"
+
+
+def partitions_by_worker() -> dict[str, list[int]]:
+    """Each worker's base URL -> the partitions it owns, as this worker's router knows
+    the assignment (`unknown`: a partition no owner is known for yet)."""
+    workers: dict[str, list[int]] = {_base(app.conf.canonical_url): []}
+    for partition in range(settings.partitions):
+        try:
+            owner = _base(app.router.key_store(owners.name, key_in_partition(partition).encode()))
+        except KeyError:
+            owner = "unknown"
+        workers.setdefault(owner, []).append(partition)
+    return workers
+
+
+async def _worker_health(url: str) -> dict[str, Any]:
+    if url == _base(app.conf.canonical_url):
+        return await health()
+    try:
+        timeout = ClientTimeout(total=ASK_TIMEOUT)
+        async with app.http_client.get(f"{url}/ops/health", timeout=timeout) as answer:
+            return dict(await answer.json())
+    except (ClientError, TimeoutError, ValueError) as error:
+        return {"state": "unreachable", "stalled": [], "error": repr(error)}
+
+
+async def overview() -> dict[str, Any]:
+    """Readers' lag, open dead letters, and every worker's partitions, state and stalls."""
+    body: dict[str, Any] = {"served_by": _base(app.conf.canonical_url), "lag_error": None}
+    try:
+        report = await lag_monitor.report()
+        body["readers"] = report.as_dict()["reader_lag"]
+    except LagUnavailable as error:
+        body["readers"], body["lag_error"] = {}, str(error)
+    owned = {url: parts for url, parts in partitions_by_worker().items() if url != "unknown"}
+    answers = await asyncio.gather(*(_worker_health(url) for url in owned))
+    body["workers"] = [
+        {
+            "url": url,
+            "partitions": partitions,
+            "state": answer.get("state", "unreachable"),
+            "stalled": answer.get("stalled", []),
+        }
+        for (url, partitions), answer in zip(owned.items(), answers, strict=True)
+    ]
+    body["dead_letters_open"] = sum(int(a.get("dead_letters_open") or 0) for a in answers)
     return body
 
 
@@ -158,6 +242,19 @@ class LagView(View):
         body["degraded"] = body["total"] > lag_monitor.threshold
         body["readers"] = {name: reader.progress() for name, reader in READERS.items()}
         return self.json(body)
+
+
+@app.page("/ops/overview")
+class OverviewView(View):
+    """The whole shop's operations figures, gathered by this worker."""
+
+    @operation(
+        "Operations overview",
+        tag="operations",
+        answers=(Answer(200, "Readers' lag, open dead letters, every worker.", Overview),),
+    )
+    async def get(self, request: Request) -> Response:
+        return self.json(await overview())
 
 
 @app.page("/metrics")

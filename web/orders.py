@@ -12,6 +12,7 @@ from agents.folds import NotHere
 from agents.open_orders import SagaBusy
 from agents.orders import open_orders, orders_projection, orders_timeline
 from app.main import app
+from app.metrics import SAGA_REFUSED_ORDERS
 from app.topics import order_commands
 from models.orders import (
     STATUSES,
@@ -77,6 +78,7 @@ def admit_order() -> None:
     try:
         open_orders.check()
     except SagaBusy as busy:
+        SAGA_REFUSED_ORDERS.inc()
         error = HttpError(503, "saga_busy", f"{busy}; the order was not placed: retry")
         error.headers["Retry-After"] = "1"
         raise error from None

@@ -124,3 +124,43 @@ def test_dashboard_live(worker: Worker, browser: Any, tmp_path: Path) -> None:
         return (shown == orders_before == api_totals(api)["kpi-orders"]) or shown
 
     eventually(orders_as_before, 120, 1.0)
+
+
+def test_operations_panel_shows_readers_workers_and_dead_letters(
+    worker: Worker, browser: Any
+) -> None:
+    """The operations panel: lag per reader (every reader of /ops/lag), the worker with
+    its partitions (those /ops/health says it owns) and state, no stalled reader, no
+    open dead letter; the same figures as GET /ops/overview."""
+    api = httpx.Client(base_url=worker.url, timeout=30)
+    worker.wait_ready(timeout=240)
+    browser.get(f"{worker.url}/dashboard")
+
+    def shown() -> Any:
+        return browser.execute_script(
+            "var rows = function (id, attrs) { return Array.from(document.querySelectorAll("
+            "'[data-testid=\"' + id + '\"] tbody tr')).map(function (r) {"
+            " return attrs.map(function (a) { return r.getAttribute(a); }); }); };"
+            " return {readers: rows('ops-readers', ['data-reader']).map(function (r) {"
+            " return r[0]; }), workers: rows('ops-workers', ['data-worker', 'data-state',"
+            " 'data-partitions'])};"
+        )
+
+    health = api.get("/ops/health").json()
+    readers = sorted(api.get("/ops/lag").json()["readers"])
+    partitions = ",".join(map(str, health["partitions"]))
+    url = health["web"].rstrip("/")  # the worker's canonical URL: as the router names it
+
+    def as_the_api_says() -> Any:
+        now = shown()
+        expected_workers = [[url, "running", partitions]]
+        return (now["readers"] == readers and now["workers"] == expected_workers) or now
+
+    eventually(as_the_api_says, 60, 0.5)
+    assert value(browser, "ops-dead-letters") == "0"
+    assert value(browser, "ops-stalled") == "0"
+    overview = api.get("/ops/overview").json()
+    assert sorted(overview["readers"]) == readers
+    assert overview["workers"] == [
+        {"url": url, "partitions": health["partitions"], "state": "running", "stalled": []}
+    ]

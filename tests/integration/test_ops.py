@@ -1,5 +1,6 @@
 """Operations against the real broker: consumer lag from Kafka's offsets, health that
-degrades past the lag threshold and recovers, Prometheus metrics, event contracts.
+degrades past the lag threshold and recovers, Prometheus metrics (and the board's and
+alert rules' queries against them), event contracts.
 
 The worker is frozen (SIGSTOP) while a burst of commands is written straight to
 its command topic, so the group's committed offsets fall behind the end offsets
@@ -12,19 +13,23 @@ import asyncio
 import json
 import re
 import signal
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import yaml
 from aiokafka import AIOKafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
 
 from app import cli
 from bench.accounts import make_events, produce
 from models.envelope import CommandEnvelope
-from tests.system import System, Worker
+from tests.system import ROOT, System, Worker
 
 pytestmark = pytest.mark.integration
 
@@ -119,6 +124,16 @@ def metric_values(text: str, name: str) -> dict[str, float]:
     return {labels or "": float(value) for labels, value in pattern.findall(text)}
 
 
+def request_counts(text: str) -> dict[tuple[str, str, str], float]:
+    """(route, method, code) -> requests served, from the HTTP histogram's counts."""
+    return {
+        (sample.labels["route"], sample.labels["method"], sample.labels["code"]): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "shop_http_request_duration_seconds_count"
+    }
+
+
 def test_lag_lists_every_input_partition(ops_system: System, api: httpx.Client) -> None:
     response = api.get("/ops/lag")
     assert response.status_code == 200, response.text
@@ -193,10 +208,17 @@ def test_metrics_count_processed_events_and_answers(api: httpx.Client) -> None:
         "shop_event_handling_seconds_bucket",
         "shop_dead_letters_total",
         "shop_command_results_total",
-        "shop_consumer_lag",
-        "shop_consumer_lag_total_messages",
+        "shop_consumer_lag_messages",
+        "shop_reader_lag_messages",
+        "shop_reader_lag_seconds",
         "shop_lag_degraded",
         "shop_table_keys_estimate",
+        "shop_http_request_duration_seconds_bucket",
+        "shop_worker_state",
+        "shop_build_info",
+        "shop_dead_letters_open",
+        "shop_saga_open_orders_limit",
+        "shop_saga_refused_orders_total",
     ):
         assert f"# TYPE {name.removesuffix('_bucket').removesuffix('_total')}" in text, name
     processed = metric_values(text, "shop_events_processed_total")
@@ -205,8 +227,33 @@ def test_metrics_count_processed_events_and_answers(api: httpx.Client) -> None:
     answers = metric_values(text, "shop_command_results_total")
     assert answers.get('{command_type="OpenAccount",status="201"}', 0) >= 1, answers
     assert answers.get('{command_type="WithdrawMoney",status="409"}', 0) >= 1, answers
-    lag = metric_values(text, "shop_consumer_lag")
+    lag = metric_values(text, "shop_consumer_lag_messages")
     assert len(lag) >= len(INPUT_TOPICS) and all(v >= 0 for v in lag.values()), lag
+    # the old names are gone (a gauge named like a counter, lag without its unit)
+    for gone in ("shop_consumer_lag_total_messages", "shop_consumer_lag{", "shop_fold_lag{"):
+        assert gone not in text, gone
+    reader_lag = metric_values(text, "shop_reader_lag_seconds")
+    assert '{reader="orders-timeline"}' in reader_lag, reader_lag
+    assert all(v >= 0 for v in reader_lag.values()), reader_lag
+    # requests by route pattern (not the raw path), method and status
+    requests = request_counts(text)
+    assert requests.get(("/accounts/{account_id}/withdrawals", "POST", "409"), 0) >= 1, requests
+    assert requests.get(("/accounts/{account_id}", "GET", "200"), 0) >= 1, requests
+    assert not any("m1" in route for route, _, _ in requests), requests
+    api.get("/no/such/path")
+    requests = request_counts(api.get("/metrics").text)
+    assert requests.get(("unmatched", "GET", "404"), 0) >= 1, requests
+    assert metric_values(text, "shop_worker_state") == {
+        '{state="starting"}': 0,
+        '{state="running"}': 1,
+        '{state="rebalancing"}': 0,
+        '{state="stalled"}': 0,
+    }
+    (build,) = metric_values(text, "shop_build_info")
+    versions = r'\{aiokafka="[^"]+",faust="[^"]+",python="3[^"]+",version="[^"]+"\}'
+    assert re.fullmatch(versions, build), build
+    assert metric_values(text, "shop_dead_letters_open") == {"": 0}
+    assert metric_values(text, "shop_saga_open_orders_limit") == {"": 24}
     sizes = metric_values(text, "shop_table_keys_estimate")
     assert any('table="account-commands"' in labels for labels in sizes), sizes
     assert any('table="accounts-projection"' in labels for labels in sizes), sizes
@@ -312,3 +359,88 @@ def test_health_degrades_while_a_fold_is_behind_its_log(
         assert "fault fold-batch: stalling 12.0s" in worker.tail(300)
     finally:
         system.stop()
+
+
+BOARD = ROOT / "ops" / "grafana" / "shop.json"
+RULES = ROOT / "ops" / "prometheus" / "alerts.yml"
+GRAFANA_RANGES = {"$__rate_interval": "1m", "$__interval": "1m", "$__range": "1h"}
+"""Grafana's own variables, as a Prometheus query would receive them."""
+MADE_BY_PROMETHEUS = {"up"}
+"""Series Prometheus adds to every scrape: in no /metrics page."""
+PROMQL_WORDS = {
+    "by", "without", "on", "ignoring", "group_left", "group_right", "bool", "offset",
+    "and", "or", "unless", "inf", "nan",
+}  # fmt: skip
+
+
+def board_queries() -> list[str]:
+    board = json.loads(BOARD.read_text())
+    queries = [t["expr"] for p in board["panels"] for t in p.get("targets", [])]
+    for name, value in GRAFANA_RANGES.items():
+        queries = [q.replace(name, value) for q in queries]
+    return queries
+
+
+def rule_queries() -> list[str]:
+    groups = yaml.safe_load(RULES.read_text())["groups"]
+    return [rule["expr"] for group in groups for rule in group["rules"]]
+
+
+def metric_names(query: str) -> set[str]:
+    """The metric names a PromQL query reads: its identifiers, less strings, label
+    matchers, ranges, grouping lists, functions and keywords."""
+    bare = re.sub(r'"(?:[^"\\]|\\.)*"', "", query)
+    bare = re.sub(r"\{[^}]*\}|\[[^\]]*\]", " ", bare)
+    bare = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", bare)
+    bare = re.sub(r"\b[a-z_]+\s*\(", "(", bare)  # functions and aggregations
+    words = set(re.findall(r"(?<![\w.])[a-zA-Z_:][a-zA-Z0-9_:]*", bare))
+    return words - PROMQL_WORDS
+
+
+def exported_names(text: str) -> set[str]:
+    """Every sample name a /metrics page declares, whether or not it has samples yet (a
+    labelled metric with no child has its TYPE line only)."""
+    names: set[str] = set()
+    for family in text_string_to_metric_families(text):
+        suffixes = {
+            "counter": ("_total", "_created"),
+            "histogram": ("_bucket", "_sum", "_count", "_created"),
+            "summary": ("_sum", "_count", "_created"),
+        }.get(family.type, ("",))
+        names.update(family.name + suffix for suffix in suffixes)
+    return names
+
+
+def test_metric_names_are_found_in_promql() -> None:
+    assert metric_names(
+        'histogram_quantile(0.95, sum by (le, route) (rate(a_bucket{code=~"5.."}[1m])))'
+        " / on(instance) group_left b_total offset 5m > bool 0 or max(c) without (x)"
+    ) == {"a_bucket", "b_total", "c"}
+
+
+def test_every_board_and_alert_query_reads_exported_metrics_and_parses(
+    api: httpx.Client, tmp_path: Path
+) -> None:
+    """Each panel of ops/grafana/shop.json and each rule of alerts.yml reads only metrics a
+    live worker's /metrics declares, and each of their queries parses (promtool checks
+    them, each wrapped as a recording rule)."""
+    exported = exported_names(api.get("/metrics").text) | MADE_BY_PROMETHEUS
+    queries = board_queries() + rule_queries()
+    assert len(board_queries()) >= 15
+    missing = {q: metric_names(q) - exported for q in queries if metric_names(q) - exported}
+    assert missing == {}
+    assert all(metric_names(q) for q in queries)
+    wrapped = tmp_path / "board_rules.yml"
+    rules = [{"record": f"board:query_{n}", "expr": q} for n, q in enumerate(queries)]
+    wrapped.write_text(yaml.safe_dump({"groups": [{"name": "board", "rules": rules}]}))
+    promtool = subprocess.run(
+        [str(ROOT / "scripts" / "go-tool.sh"), "promtool"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    checked = subprocess.run(
+        [promtool, "check", "rules", str(wrapped)], capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert f"SUCCESS: {len(queries)} rules found" in checked.stdout, checked.stdout

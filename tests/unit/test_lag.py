@@ -9,6 +9,7 @@ import pytest
 from aiokafka import TopicPartition
 
 from app.lag import (
+    EndHistory,
     KafkaLagReader,
     LagMonitor,
     LagReport,
@@ -18,6 +19,7 @@ from app.lag import (
     crossing,
     is_degraded,
     partition_lag,
+    reader_lags,
 )
 
 A0, A1, B0 = TopicPartition("a", 0), TopicPartition("a", 1), TopicPartition("b", 0)
@@ -177,3 +179,61 @@ async def test_each_partition_reports_its_slowest_reader(monkeypatch: pytest.Mon
     rows = {(p.topic, p.reader): (p.committed, p.lag) for p in report.partitions}
     # t: the service (5) is behind the fold (8); u: the idle reader never committed
     assert rows == {("t", "service"): (5, 5), ("u", "idle"): (None, 10)}
+    # each reader's own lag, in messages over its partitions
+    assert {name: lag.messages for name, lag in report.readers.items()} == {
+        "fold": 2,
+        "service": 5 + 8,
+        "idle": 10,
+    }
+    assert report.as_dict()["reader_lag"]["service"]["messages"] == 13
+
+
+def test_seconds_behind_is_when_the_log_end_passed_the_position() -> None:
+    history = EndHistory()
+    history.add({A0: 100}, at=1000.0)
+    history.add({A0: 100}, at=1010.0)  # idle: the end last seen at 100 at 1010
+    history.add({A0: 110}, at=1020.0)  # 10 written between 1010 and 1020
+    history.add({A0: 110}, at=1030.0)
+    assert history.seconds_behind(A0, 110, now=1030.0) == 0.0  # caught up
+    assert history.seconds_behind(A0, 500, now=1030.0) == 0.0  # past the end: nothing to read
+    # offset 100 was the first written after 1010: about 1011, so 19 s old at 1030
+    assert history.seconds_behind(A0, 100, now=1030.0) == pytest.approx(19.0)
+    # offset 109, the last: about 1020
+    assert history.seconds_behind(A0, 109, now=1030.0) == pytest.approx(10.0)
+    # the age grows with the clock while the reader stands still (a stalled reader)
+    assert history.seconds_behind(A0, 100, now=1090.0) == pytest.approx(79.0)
+
+
+def test_a_reader_older_than_the_history_shows_at_least_its_length() -> None:
+    history = EndHistory(horizon=60.0)
+    for step in range(10):
+        history.add({A0: 100 + step * 10}, at=1000.0 + step * 10)
+    # kept: the ends seen within the last 60 s, so at least 60 s behind
+    assert history.seconds_behind(A0, 0, now=1090.0) == pytest.approx(60.0)
+    history = EndHistory(samples=3)
+    for step in range(10):
+        history.add({A0: step}, at=float(step))
+    assert history.seconds_behind(A0, 0, now=9.0) == pytest.approx(9.0 - 7.0)
+
+
+def test_a_recreated_topic_starts_its_history_again() -> None:
+    history = EndHistory()
+    history.add({A0: 100}, at=0.0)
+    history.add({A0: 5}, at=10.0)
+    assert history.seconds_behind(A0, 0, now=20.0) == pytest.approx(10.0)
+
+
+def test_reader_lags_sum_messages_and_take_the_oldest_partition() -> None:
+    history = EndHistory()
+    history.add({A0: 10, A1: 20}, at=0.0)
+    history.add({A0: 10, A1: 30}, at=10.0)
+    lags = reader_lags(
+        {"fold": {A0: 10, A1: 20}, "fresh": {A0: None}},
+        ends={A0: 10, A1: 30},
+        starts={A0: 4},
+        history=history,
+        now=10.0,
+    )
+    assert lags["fold"].messages == 10 and lags["fold"].seconds == pytest.approx(9.0)
+    # never committed: from the log start (4), written before the history began
+    assert lags["fresh"].messages == 6 and lags["fresh"].seconds == pytest.approx(10.0)

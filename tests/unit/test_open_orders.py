@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 import pytest
 
@@ -52,3 +53,18 @@ def test_an_order_placed_before_the_count_began_ends_without_going_negative() ->
     open_orders = OpenOrders(limit=1)
     open_orders.appended(2, [event("OrderShipped", "o-old", 4)])
     assert open_orders.count() == 0
+
+
+def test_each_order_counted_is_timed_from_placed_to_its_end() -> None:
+    ended: list[tuple[str, float]] = []
+    open_orders = OpenOrders(limit=10, finished=lambda outcome, s: ended.append((outcome, s)))
+    placed = event("OrderPlaced", "o-1")
+    shipped = event("OrderShipped", "o-1", 4).model_copy(
+        update={"occurred_at": placed.occurred_at + timedelta(seconds=2.5)}
+    )
+    open_orders.appended(0, [placed, event("OrderPlaced", "o-2")])
+    open_orders.appended(0, [shipped])
+    open_orders.appended(0, [event("OrderCancelled", "o-2", 2)])
+    open_orders.appended(0, [event("OrderCancelled", "o-9", 2)])  # placed before: not timed
+    assert ended[0] == ("shipped", 2.5)
+    assert [outcome for outcome, _ in ended] == ["shipped", "cancelled"]

@@ -175,10 +175,46 @@
     }
   }
 
+  // the operations panel: its own poll of /ops/overview (not the analytics stream)
+  var OPS_EVERY_MS = 2000;
+  var LAG_SECONDS_BAD = 60;  // the ShopReaderLagSeconds alert's bound
+  function renderOps(ops) {
+    $("ops-lag-error").textContent = ops.lag_error ? "(" + ops.lag_error + ")" : "";
+    var names = Object.keys(ops.readers).sort();
+    $("ops-readers").querySelector("tbody").innerHTML = names.map(function (name) {
+      var r = ops.readers[name];
+      var cls = r.seconds > LAG_SECONDS_BAD ? " class=behind" : "";
+      return "<tr" + cls + " data-reader=\"" + esc(name) + "\" data-messages=\"" + r.messages +
+        "\"><td>" + esc(name) + "</td><td class=num>" + r.messages + "</td><td class=num>" +
+        r.seconds + " s</td></tr>";
+    }).join("");
+    var stalled = [];
+    $("ops-workers").querySelector("tbody").innerHTML = ops.workers.map(function (w) {
+      var agents = w.stalled.map(function (s) { return s.agent; });
+      agents.forEach(function (a) { stalled.push(a + " on " + w.url); });
+      var cls = w.state === "stalled" || w.state === "unreachable" ? " class=" + w.state : "";
+      return "<tr" + cls + " data-worker=\"" + esc(w.url) + "\" data-state=\"" + esc(w.state) +
+        "\" data-partitions=\"" + w.partitions.join(",") + "\"><td>" + esc(w.url) + "</td><td>" +
+        esc(w.state) + "</td><td>" + w.partitions.join(", ") + "</td><td>" +
+        (agents.length ? agents.map(esc).join(", ") : "none") + "</td></tr>";
+    }).join("");
+    set("ops-dead-letters", String(ops.dead_letters_open), ops.dead_letters_open);
+    set("ops-stalled", stalled.length ? stalled.join("; ") : "none", stalled.length);
+    window.dashboard.ops = ops;
+  }
+  function pollOps() {
+    fetch("/ops/overview", { cache: "no-store" })
+      .then(function (r) { return r.ok ? r.json() : Promise.reject(new Error("HTTP " + r.status)); })
+      .then(renderOps)
+      .catch(function (err) { $("ops-lag-error").textContent = "(overview unavailable: " + err.message + ")"; })
+      .then(function () { setTimeout(pollOps, OPS_EVERY_MS); });
+  }
+
   charts.orders = chart("chart-orders", "orders/s", "#2563eb", function (v) { return v.toFixed(1); });
   charts.revenue = chart("chart-revenue", "revenue", "#15803d", function (v) { return v.toFixed(0); });
   charts.decline = chart("chart-decline", "decline rate", "#b91c1c", function (v) { return (v * 100).toFixed(0) + "%"; });
-  window.dashboard = { charts: charts, snapshot: null, updates: 0 };  // for tests and curious users
+  window.dashboard = { charts: charts, snapshot: null, updates: 0, ops: null };  // for tests and curious users
   connect();
+  pollOps();
   setInterval(watchdog, 500);
 })();
