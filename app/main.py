@@ -10,6 +10,7 @@ from pathlib import Path
 import faust
 from faust.types import TransportT
 
+from app import logs, tracing
 from app.producer import ShopProducer
 from app.settings import settings
 
@@ -56,6 +57,7 @@ class ShopApp(faust.App):
                 warnings.simplefilter("ignore")  # only the banner has read it so far
                 self.conf.datadir = Path(os.environ["F_DATADIR"])
         self.conf.datadir.mkdir(parents=True, exist_ok=True)
+        tracing.start(logs.WORKER)
         await super().on_first_start()
         for declare in self.declarations:
             await declare()
@@ -66,8 +68,13 @@ class ShopApp(faust.App):
         await super().on_stop()
 
 
+if settings.log_format == "json":
+    logs.use_json_lines()
+
 app = ShopApp(
     settings.app_id,
+    Worker=logs.ShopWorker,
+    logging_config=logs.logging_config(),
     broker=[f"kafka://{server}" for server in settings.bootstrap_servers.split(",")],
     broker_credentials=_credentials(),
     store=settings.store,

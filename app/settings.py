@@ -49,6 +49,25 @@ def _float(name: str, default: float) -> float:
         raise SystemExit(f"setting {name} must be a number, got {raw!r}") from None
 
 
+def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    """One of `choices` (case-insensitive); empty or unset is `default`."""
+    raw = os.environ.get(name, "").strip().lower()
+    if raw == "":
+        return default
+    if raw not in choices:
+        raise SystemExit(f"setting {name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
+def _traces_exporter() -> str:
+    """OTEL_TRACES_EXPORTER as OpenTelemetry names it, but off unless asked for: an OTLP
+    endpoint alone (OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT) means otlp."""
+    endpoint = _env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "") or _env(
+        "OTEL_EXPORTER_OTLP_ENDPOINT", ""
+    )
+    return _choice("OTEL_TRACES_EXPORTER", "otlp" if endpoint else "none", TRACES_EXPORTERS)
+
+
 def _seconds(name: str, default: int) -> int:
     raw = os.environ.get(name, "")
     if raw == "":
@@ -57,6 +76,11 @@ def _seconds(name: str, default: int) -> int:
         raise SystemExit(f"setting {name} must be a positive whole number of seconds, got {raw!r}")
     return int(raw)
 
+
+LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+TRACES_EXPORTERS = ("none", "otlp", "console")
+OTLP_PROTOCOLS = ("http/protobuf", "grpc")
 
 ANALYTICS_SETTINGS = {
     "window": "ANALYTICS_WINDOW_SECONDS",
@@ -184,6 +208,20 @@ class Settings:
         default_factory=lambda: _float("HANDLER_BACKOFF_SECONDS", 0.2)
     )
     """The first pause between those tries (doubled each time)."""
+    log_format: str = field(default_factory=lambda: _choice("LOG_FORMAT", "text", LOG_FORMATS))
+    """text: faust's lines; json: every line the worker writes is one JSON object (app/logs.py)."""
+    log_level: str = field(default_factory=lambda: _choice("LOG_LEVEL", "info", LOG_LEVELS))
+    """The worker's log level; it overrides faust's `-l` (the launchers pass `-l info`)."""
+    traces_exporter: str = field(default_factory=_traces_exporter)
+    """Where OpenTelemetry spans go (app/tracing.py): none (default: nothing is imported),
+    otlp or console. The exporter reads its own OTEL_EXPORTER_OTLP_* variables."""
+    otlp_protocol: str = field(
+        default_factory=lambda: _choice(
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+            _choice("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf", OTLP_PROTOCOLS),
+            OTLP_PROTOCOLS,
+        )
+    )
     analytics: AnalyticsSettings = field(default_factory=AnalyticsSettings)
 
     def __post_init__(self) -> None:
