@@ -71,7 +71,7 @@ class _OtelSpans:
         from opentelemetry import trace
         from opentelemetry.context import Context
 
-        self._tracer = trace.get_tracer("shop") if tracer is None else tracer
+        self._tracer = tracer
         self._trace = trace
         self._root = Context()  # no parent: not whatever span is ambient
 
