@@ -58,7 +58,7 @@ from app.settings import settings
 from app.stalls import stalls
 from domain.decider import Decider
 from models.envelope import CommandEnvelope, CommandResult, EventEnvelope, utc_now
-from models.tracing import Trace
+from models.tracing import Trace, trace_id_of
 from tables.command_log import (
     Answered,
     Append,
@@ -368,7 +368,7 @@ class PartitionWriter:
             for span in deciding:
                 span.end()
         if log.isEnabledFor(logging.DEBUG):
-            self._log_answers(decided.answers)
+            self._log_answers(batch, decided.answers)
         COMMAND_BATCH_SIZE.labels(side=self.side.name).observe(len(batch))
         events = [event for append in decided.appends for event in append.result.events]
         for watcher in self.side.watchers:
@@ -406,9 +406,9 @@ class PartitionWriter:
             started.append(span)
         return started
 
-    def _log_answers(self, answers: list[CommandResult]) -> None:
+    def _log_answers(self, batch: list[Pending], answers: list[CommandResult]) -> None:
         """At debug level, a line for each command decided: an order's path, line by line."""
-        for answer in answers:
+        for pending, answer in zip(batch, answers, strict=True):
             log.debug(
                 "%s %s: %s at version %d",
                 *(answer.command_type, answer.command_id, answer.outcome, answer.version),
@@ -416,6 +416,7 @@ class PartitionWriter:
                     "correlation_id": answer.correlation_id,
                     "command_id": answer.command_id,
                     "aggregate_id": answer.aggregate_id,
+                    "trace_id": trace_id_of(pending.trace),
                 },
             )
 

@@ -126,6 +126,7 @@ def test_every_line_of_a_json_worker_is_a_json_object_naming_its_context(
     decided = [line for line in lines if line.get("correlation_id") == "o-logged"]
     assert {line["agent"] for line in decided} >= {"order-commands", "payment-commands"}
     assert all(isinstance(line["partition"], int) and line["topic"] for line in decided)
+    assert len({line["trace_id"] for line in decided}) == 1  # the order's one trace
     (dead,) = [line for line in lines if "dead-lettered" in line["message"]]
     assert dead["reader"] == "saga" and dead["topic"] == system.topic("orders.commands")
     assert isinstance(dead["partition"], int) and isinstance(dead["offset"], int)
