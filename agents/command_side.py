@@ -48,15 +48,17 @@ from faust.types import TP, TopicT
 
 from agents.dead_letters import SYSTEM
 from agents.engine import partition_of
-from app import faults
+from app import faults, tracing
 from app.command_bus import command_bus
 from app.kafka_clients import started_consumer
+from app.logs import LOG_CONTEXT
 from app.main import app
 from app.metrics import COMMAND_BATCH_SIZE, EVENTS_PROCESSED, STORES
 from app.settings import settings
 from app.stalls import stalls
 from domain.decider import Decider
 from models.envelope import CommandEnvelope, CommandResult, EventEnvelope, utc_now
+from models.tracing import Trace, trace_id_of
 from tables.command_log import (
     Answered,
     Append,
@@ -118,6 +120,8 @@ class AppendedRecord:
 class Pending:
     command: CommandEnvelope
     answer: asyncio.Future[CommandResult]
+    trace: Trace
+    """The traceparent its events carry (models/tracing.py)."""
 
 
 class CommandSide(faust.Service):
@@ -159,18 +163,20 @@ class CommandSide(faust.Service):
     def owns(self, aggregate_id: str) -> bool:
         return partition_of(aggregate_id.encode()) in self.writers
 
-    def submit(self, command: CommandEnvelope) -> asyncio.Future[CommandResult]:
+    def submit(
+        self, command: CommandEnvelope, trace: Trace = None
+    ) -> asyncio.Future[CommandResult]:
         """Queue the command behind those that arrived before it; the future is its answer
-        once its events (if any) are in the log. NotOwner if its partition is not
-        decided here."""
+        once its events (if any) are in the log, carrying `trace`. NotOwner if its
+        partition is not decided here."""
         partition = partition_of(command.aggregate_id.encode())
         writer = self.writers.get(partition)
         if writer is None:
             raise NotOwner(f"{self.name}: partition {partition} is not decided on this worker")
-        return writer.submit(command)
+        return writer.submit(command, trace)
 
-    async def decide(self, command: CommandEnvelope) -> CommandResult:
-        return await self.submit(command)
+    async def decide(self, command: CommandEnvelope, trace: Trace = None) -> CommandResult:
+        return await self.submit(command, trace)
 
     async def on_stop(self) -> None:
         for partition in list(self.writers):
@@ -274,9 +280,9 @@ class PartitionWriter:
     def start(self) -> None:
         self._task = asyncio.ensure_future(self._run())
 
-    def submit(self, command: CommandEnvelope) -> asyncio.Future[CommandResult]:
+    def submit(self, command: CommandEnvelope, trace: Trace) -> asyncio.Future[CommandResult]:
         answer = asyncio.get_running_loop().create_future()
-        self.queue.append(Pending(command, answer))
+        self.queue.append(Pending(command, answer, trace))
         self._arrived.set()
         return answer
 
@@ -300,6 +306,9 @@ class PartitionWriter:
             watcher.released(self.partition)
 
     async def _run(self) -> None:
+        LOG_CONTEXT.set(
+            {"agent": self.side.name, "topic": self.side.events_topic, "partition": self.partition}
+        )  # this task's lines: the writer's own
         failures = 0
         while True:
             try:
@@ -330,6 +339,9 @@ class PartitionWriter:
 
     async def _write(self, batch: list[Pending]) -> None:
         commands = [pending.command for pending in batch]
+        traces = {p.command.command_id: p.trace for p in batch if p.trace is not None}
+        spans = tracing.SPANS
+        deciding = None if spans is None else self._decide_spans(spans, batch, traces)
         checked_the_log = False
         for _ in range(MAX_RACES):
             decided = decide_batch(
@@ -348,10 +360,15 @@ class PartitionWriter:
             if not decided.appends:
                 break
             await faults.reached("decided")
-            if await self._append(decided.appends):
+            if await self._append(decided.appends, traces):
                 break
         else:
             raise NotOwner(f"{self.side.name}: partition {self.partition} has another writer")
+        if deciding is not None:
+            for span in deciding:
+                span.end()
+        if log.isEnabledFor(logging.DEBUG):
+            self._log_answers(batch, decided.answers)
         COMMAND_BATCH_SIZE.labels(side=self.side.name).observe(len(batch))
         events = [event for append in decided.appends for event in append.result.events]
         for watcher in self.side.watchers:
@@ -363,13 +380,65 @@ class PartitionWriter:
             if not pending.answer.done():
                 pending.answer.set_result(answer)
 
-    async def _append(self, appends: list[Append]) -> bool:
-        """Append the batch's events; True if they all landed where this fold ended."""
+    def _decide_spans(
+        self, spans: tracing.Spans, batch: list[Pending], traces: dict[str, bytes]
+    ) -> list[tracing.Span]:
+        """A `decide` span for each traced command of the batch (its events carry that
+        span's context from here on: `traces` is updated)."""
+        started = []
+        for pending in batch:
+            command = pending.command
+            trace = traces.get(command.command_id)
+            if trace is None:
+                continue
+            span = spans.start(
+                f"decide {command.command_type}",
+                trace,
+                {
+                    "shop.command_id": command.command_id,
+                    "shop.aggregate_id": command.aggregate_id,
+                    "shop.correlation_id": command.correlation_id,
+                    "shop.partition": self.partition,
+                    "shop.batch": len(batch),
+                },
+            )
+            traces[command.command_id] = span.traceparent
+            started.append(span)
+        return started
+
+    def _log_answers(self, batch: list[Pending], answers: list[CommandResult]) -> None:
+        """At debug level, a line for each command decided: an order's path, line by line."""
+        for pending, answer in zip(batch, answers, strict=True):
+            log.debug(
+                "%s %s: %s at version %d",
+                *(answer.command_type, answer.command_id, answer.outcome, answer.version),
+                extra={
+                    "correlation_id": answer.correlation_id,
+                    "command_id": answer.command_id,
+                    "aggregate_id": answer.aggregate_id,
+                    "trace_id": trace_id_of(pending.trace),
+                },
+            )
+
+    async def _append(self, appends: list[Append], traces: dict[str, bytes]) -> bool:
+        """Append the batch's events, each with its command's trace; True if they all
+        landed where this fold ended."""
+        spans = tracing.SPANS
+        appending = None
+        if spans is not None:  # an `append` span in each traced command's trace
+            appending, traces = [], {**traces}
+            for append in appends:
+                parent = traces.get(append.command.command_id)
+                if parent is not None:
+                    span = spans.start(f"append {self.side.events_topic}", parent)
+                    appending.append(span)
+                    traces[append.command.command_id] = span.traceparent
         sent = []
         for number, append in enumerate(appends):
             if number == 1:
                 await faults.reached("append-mid-batch")
-            headers = headers_for(append.command, append.fingerprint)
+            trace = traces.get(append.command.command_id)
+            headers = headers_for(append.command, append.fingerprint, trace)
             for event in append.result.events:
                 value = event.model_dump_json().encode()
                 key = event.aggregate_id.encode()
@@ -379,6 +448,9 @@ class PartitionWriter:
                 sent.append((future, key, value, headers))
         await faults.reached("append-unacked")
         landed = await asyncio.gather(*(future for future, *_ in sent))
+        if appending is not None:
+            for span in appending:
+                span.end()
         await faults.reached("appended")
         start = self.store.offset(self.side.events_topic)
         offsets = [metadata.offset for metadata in landed]

@@ -24,7 +24,7 @@ import base64
 import logging
 import traceback
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from aiokafka.errors import KafkaError
 from faust.exceptions import PartitionsMismatch, ProducerSendError
@@ -79,7 +79,11 @@ async def bury(
         attempts=attempts,
         failed_at=utc_now(),
     )
-    log.error("%s: dead-lettered %s after %d attempt(s): %s", agent, letter.id, attempts, error)
+    log.error(
+        "%s: dead-lettered %s after %d attempt(s): %s",
+        *(agent, letter.id, attempts, error),
+        extra=_about(agent, message),
+    )
     value = letter.model_dump_json().encode()
     while True:
         try:
@@ -92,6 +96,16 @@ async def bury(
     stalls.cleared(agent)
     DEAD_LETTERS.labels(agent=agent).inc()
     return True
+
+
+def _about(agent: str, record: Record) -> dict[str, Any]:
+    """A log line's fields naming the record it is about."""
+    return {
+        "agent": agent,
+        "topic": record.topic,
+        "partition": record.partition,
+        "offset": record.offset,
+    }
 
 
 def _b64(data: bytes | None) -> str | None:
@@ -119,7 +133,11 @@ async def attempted(
         except Exception as error:
             attempt += 1
             if not isinstance(error, PERMANENT) and attempt < MAX_ATTEMPTS:
-                log.warning("%s: attempt %d failed (%r); retrying", agent, attempt, error)
+                log.warning(
+                    "%s: attempt %d failed (%r); retrying",
+                    *(agent, attempt, error),
+                    extra=_about(agent, record),
+                )
                 await asyncio.sleep(BACKOFF_SECONDS * 2 ** (attempt - 1))
                 continue
             if not await bury(agent, record, error, attempt, hold):

@@ -41,12 +41,14 @@ from aiokafka.partitioner import murmur2
 from faust.types import TP
 
 from agents.dead_letters import SYSTEM
-from app import faults, lag
+from app import faults, lag, tracing
 from app.kafka_clients import coordination_died, started_consumer
+from app.logs import LOG_CONTEXT
 from app.main import app
 from app.metrics import EVENTS_PROCESSED, FOLD_BATCH_SECONDS, FOLD_LAG, STORES
 from app.settings import settings
 from app.stalls import stalls
+from models.tracing import trace_of
 from tables.owners import owned_partitions, partitions_in
 from tables.partition_store import PartitionStore
 
@@ -195,7 +197,7 @@ class Reader(faust.Service):
             self.reading = mine
             self.caught_up &= mine
             self._assign()
-        log.info("%s: reading partitions %s", self.name, sorted(mine))
+        log.info("%s: reading partitions %s", self.name, sorted(mine), extra={"reader": self.name})
 
     async def _catch_up_with_progress(
         self, consumer: AIOKafkaConsumer, store: PartitionStore, partition: int
@@ -211,14 +213,20 @@ class Reader(faust.Service):
                 committed = await consumer.committed(TopicPartition(topic, partition))
             except KafkaError as error:  # then from the store's own offset: sent again
                 log.warning(
-                    "%s: no progress commit for %s[%d]: %r", self.name, topic, partition, error
+                    "%s: no progress commit for %s[%d]: %r",
+                    *(self.name, topic, partition, error),
+                    extra={"reader": self.name, "topic": topic, "partition": partition},
                 )
                 continue
             if committed is not None and committed > store.offset(topic):
                 ahead[topic] = committed
         if ahead:
             store.write({}, ahead)
-            log.info("%s: partition %d resumes from its progress %s", self.name, partition, ahead)
+            log.info(
+                "%s: partition %d resumes from its progress %s",
+                *(self.name, partition, ahead),
+                extra={"reader": self.name, "partition": partition},
+            )
 
     def _assign(self) -> None:
         """Read exactly the partitions owned here, each from its stored position."""
@@ -303,7 +311,35 @@ class Reader(faust.Service):
 
     async def _timed(self, partition: int, store: PartitionStore, records: list[Any]) -> None:
         started = time.monotonic()
-        await self.handle(partition, store, records)
+        first, n = records[0], len(records)
+        # each partition's batch runs in a task of its own (gather): its lines name it
+        LOG_CONTEXT.set(
+            {
+                "reader": self.name,
+                "topic": first.topic,
+                "partition": partition,
+                "offset": first.offset,
+                "records": n,
+            }
+        )
+        spans = tracing.SPANS
+        if spans is None:
+            await self.handle(partition, store, records)
+        else:
+            span = spans.start(
+                f"{self.name} batch",
+                None,  # many orders' records: their traces are linked, none is its parent
+                {
+                    "shop.reader": self.name,
+                    "shop.partition": partition,
+                    "shop.records": len(records),
+                },
+                links=_traces_in(records),
+            )
+            try:
+                await self.handle(partition, store, records)
+            finally:
+                span.end()
         EVENTS_PROCESSED.labels(agent=self.name).inc(len(records))
         FOLD_BATCH_SECONDS.labels(fold=self.name).observe(time.monotonic() - started)
 
@@ -338,12 +374,29 @@ class Reader(faust.Service):
             await self._consumer.commit(changed)
             self._reported.update(changed)
         except KafkaError as error:  # progress is reported again next time
-            log.debug("%s: progress commit failed: %r", self.name, error)
+            log.debug(
+                "%s: progress commit failed: %r", self.name, error, extra={"reader": self.name}
+            )
 
     def _highwater(self, topic: str, partition: int) -> int | None:
         if self._consumer is None:
             return None
         return self._consumer.highwater(TopicPartition(topic, partition))
+
+
+MAX_LINKS = 32
+"""Traces a batch's span links to at most (OpenTelemetry keeps 128 by default)."""
+
+
+def _traces_in(records: list[Any]) -> list[bytes]:
+    traces: dict[bytes, None] = {}
+    for record in records:
+        trace = trace_of(record.headers)
+        if trace is not None:
+            traces[trace] = None
+            if len(traces) == MAX_LINKS:
+                break
+    return list(traces)
 
 
 def partition_of(key: bytes) -> int:

@@ -39,6 +39,7 @@ from app.topics import TOPICS
 from domain.saga import Dispatch, fact_of
 from domain.topology import Answer, Inbound, ServiceSpec, answer_topic, command_topic, no_dispatch
 from models.envelope import CommandEnvelope, CommandResult, EventEnvelope
+from models.tracing import Trace, trace_headers
 from models.upcasting import decode_event
 
 log = logging.getLogger(__name__)
@@ -88,23 +89,32 @@ class Service:
         return self._reacts_to[topic](fact_of(decode_event(raw or b"")))
 
     async def finish(
-        self, record: Any, command: CommandEnvelope, result: Any, sends: Sends, hold: Hold
+        self,
+        record: Any,
+        command: CommandEnvelope,
+        result: Any,
+        sends: Sends,
+        hold: Hold,
+        trace: Trace = None,
     ) -> None:
-        """Reply and dispatch what an answered command calls for; a policy that fails on
-        the answer (a bug) dead-letters the record that led to it."""
+        """Reply and dispatch what an answered command calls for, in its trace; a policy
+        that fails on the answer (a bug) dead-letters the record that led to it."""
         assert isinstance(result, CommandResult)
         try:
             if command.reply_to:
-                sends.append(await self._reply(command.reply_to, command.correlation_id, result))
+                reply = await self._reply(command.reply_to, command.correlation_id, result, trace)
+                sends.append(reply)
             if result.events and self.spec.outbound is not no_dispatch:
-                await self._dispatch(result.events, sends)
+                await self._dispatch(result.events, sends, trace)
         except SYSTEM:
             raise
         except Exception as error:
             if not await bury(self.name, record, error, 1, hold):
                 raise GaveUp(f"{self.name}: {record.topic}[{record.partition}] moved") from error
 
-    async def _reply(self, reply_to: str, key: str, result: CommandResult) -> Awaitable[Any]:
+    async def _reply(
+        self, reply_to: str, key: str, result: CommandResult, trace: Trace
+    ) -> Awaitable[Any]:
         """Keyed by the correlation id: a saga's answers land in its order's partition."""
         await faults.reached("reply")
         topic = self._reply_topics.get(reply_to)
@@ -112,41 +122,45 @@ class Service:
             topic = self._reply_topics[reply_to] = app.topic(
                 reply_to, key_serializer="raw", value_serializer="raw"
             )
-        return await topic.send(key=key, value=result.model_dump_json().encode())
+        value = result.model_dump_json().encode()
+        return await topic.send(key=key, value=value, headers=trace_headers(trace))
 
-    async def _dispatch(self, events: list[EventEnvelope], sends: Sends) -> None:
+    async def _dispatch(self, events: list[EventEnvelope], sends: Sends, trace: Trace) -> None:
         dispatches = [d for event in events for d in self.spec.outbound(fact_of(event))]
         # a fan-out's commands go out together: local ones batch at their writers
         done = await asyncio.gather(
-            *(self._send(dispatch, sends) for dispatch in dispatches), return_exceptions=True
+            *(self._send(dispatch, sends, trace) for dispatch in dispatches),
+            return_exceptions=True,
         )
         raise_first(done)
 
-    async def _send(self, dispatch: Dispatch, sends: Sends) -> None:
+    async def _send(self, dispatch: Dispatch, sends: Sends, trace: Trace) -> None:
         """Decided here when this worker decides the target's partition (and its answer
         taken here too), else sent on the target's command topic. Either way the batch
         that caused it stores its position only after: a crash before sends it again,
-        with the same command id, which its target applies once."""
+        with the same command id, which its target applies once. Both ways carry the
+        trace: in memory here, in the record's headers there."""
         await faults.reached("dispatch")  # `@2`: the fan-out's first command is handed over
         command = dispatch.command
         target = HERE.get(dispatch.target) if settings.saga_local_dispatch else None
         if target is not None and target.side.owns(command.aggregate_id):
             try:
-                result = await target.side.submit(command)
+                result = await target.side.submit(command, trace)
             except ConnectionError:
                 pass  # moved meanwhile: its new owner reads it from the command topic
             else:
                 if dispatch.reply is not None:
-                    await HERE[dispatch.reply].take_answer(result, sends)
+                    await HERE[dispatch.reply].take_answer(result, sends, trace)
                 return
         if dispatch.reply is not None:
             reply_to = settings.topic(answer_topic(dispatch.reply))
             command = command.model_copy(update={"reply_to": reply_to})
         topic = TOPICS[command_topic(dispatch.target)]
         value = command.model_dump_json().encode()
-        sends.append(await topic.send(key=command.aggregate_id, value=value))
+        headers = trace_headers(trace)
+        sends.append(await topic.send(key=command.aggregate_id, value=value, headers=headers))
 
-    async def take_answer(self, result: CommandResult, sends: Sends) -> None:
+    async def take_answer(self, result: CommandResult, sends: Sends, trace: Trace) -> None:
         """The answer to a command this service dispatched, decided on this worker: its
         answer policy's command is decided here too if its partition is, else the answer
         goes to the service's answers topic, as a remote target's would."""
@@ -159,14 +173,14 @@ class Service:
         if self.side.owns(command.aggregate_id):
             await faults.reached("answer-here")
             try:
-                answered = await self.side.submit(command)
+                answered = await self.side.submit(command, trace)
             except ConnectionError:
                 pass
             else:
                 if answered.events and self.spec.outbound is not no_dispatch:
-                    await self._dispatch(answered.events, sends)
+                    await self._dispatch(answered.events, sends, trace)
                 return
-        sends.append(await self._reply(topic, result.correlation_id, result))
+        sends.append(await self._reply(topic, result.correlation_id, result, trace))
 
 
 def raise_first(outcomes: list[Any]) -> None:

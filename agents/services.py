@@ -29,19 +29,20 @@ from typing import Any
 from agents.command_side import CommandSide, Tails
 from agents.engine import Reader
 from agents.service import Sends, Service, raise_first
-from app import faults
+from app import faults, tracing
 from app.main import app
 from app.settings import settings
 from app.topics import TOPICS
 from domain.topology import TOPOLOGY, ServiceSpec
 from models.envelope import CommandEnvelope
+from models.tracing import Trace, trace_of
 from tables.partition_store import PartitionStore
 
 SIDE_OF: dict[str, CommandSide] = {}
 """The command side of each service, by service name."""
 
-Taken = tuple[Service, Any, CommandEnvelope]
-"""A service, the record it read, and the command it means."""
+Taken = tuple[Service, Any, CommandEnvelope, Trace]
+"""A service, the record it read, the command it means, and the trace it carries on."""
 
 
 class Saga(Reader):
@@ -67,19 +68,24 @@ class Saga(Reader):
     async def handle(self, partition: int, store: PartitionStore, records: list[Any]) -> None:
         taken: list[Taken] = []
         for record in records:
+            trace = trace_of(record.headers)
             for service in self._readers_of[record.topic]:
                 command = await service.command(record, self.hold)
                 if command is not None:
-                    taken.append((service, record, command))
-        answers = [service.side.submit(command) for service, _, command in taken]
+                    taken.append((service, record, command, trace))
+        spans = tracing.SPANS
+        steps = None if spans is None else _step_spans(spans, taken)
+        if steps is not None:
+            taken = [(*t[:3], step.traceparent) for t, step in zip(taken, steps, strict=True)]
+        answers = [service.side.submit(command, trace) for service, _, command, trace in taken]
         results = await asyncio.gather(*answers, return_exceptions=True)
         raise_first(results)
         await faults.reached("service-answered")
         sends: Sends = []
         finished = await asyncio.gather(
             *(
-                service.finish(record, command, result, sends, self.hold)
-                for (service, record, command), result in zip(taken, results, strict=True)
+                service.finish(record, command, result, sends, self.hold, trace)
+                for (service, record, command, trace), result in zip(taken, results, strict=True)
             ),
             return_exceptions=True,
         )
@@ -89,7 +95,30 @@ class Saga(Reader):
             await asyncio.gather(*sends)
             await faults.reached("service-sent")
         store.write({}, {r.topic: r.offset + 1 for r in records})
+        if steps is not None:
+            for step in steps:
+                step.end()
         await faults.reached("service-stored")
+
+
+def _step_spans(spans: tracing.Spans, taken: list[Taken]) -> list[tracing.Span]:
+    """A saga step's span for each command of the batch, in the trace its record carried
+    (a record without one starts a trace of its own)."""
+    return [
+        spans.start(
+            f"{service.name} {command.command_type}",
+            trace,
+            {
+                "shop.topic": record.topic,
+                "shop.partition": record.partition,
+                "shop.offset": record.offset,
+                "shop.command_id": command.command_id,
+                "shop.correlation_id": command.correlation_id,
+            },
+            consumer=True,
+        )
+        for service, record, command, trace in taken
+    ]
 
 
 def _wire(spec: ServiceSpec) -> Service:

@@ -21,12 +21,14 @@ import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.types import TopicT
 
+from app import tracing
 from app.kafka_clients import client_options
 from app.main import app
 from app.provisioning import TopicSpec, ensure_topics
 from app.settings import settings
 from app.topics import reply_topic_name
 from models.envelope import CommandEnvelope, CommandResult
+from models.tracing import Trace, new_traceparent, trace_headers
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +52,7 @@ class LocalDecider(Protocol):
 
     def owns(self, aggregate_id: str) -> bool: ...
 
-    async def decide(self, command: CommandEnvelope) -> CommandResult: ...
+    async def decide(self, command: CommandEnvelope, trace: Trace = None) -> CommandResult: ...
 
 
 class CommandBus(faust.Service):
@@ -142,7 +144,11 @@ class CommandBus(faust.Service):
             raise Overloaded(f"{self.in_flight()} commands in flight on this worker")
 
     async def send(
-        self, topic: TopicT, command: CommandEnvelope, wait: float | None = None
+        self,
+        topic: TopicT,
+        command: CommandEnvelope,
+        wait: float | None = None,
+        trace: Trace = None,
     ) -> CommandResult:
         """Send a command and wait for the handler's recorded result.
 
@@ -150,14 +156,33 @@ class CommandBus(faust.Service):
         wait: past capacity a client is told "no" at once, not "maybe" after the
         timeout for work that is then applied anyway. A retry of a command that is
         in flight joins it.
+
+        The command and all it leads to carry `trace` (the client's traceparent), or
+        a new trace when it brought none.
         """
+        spans = tracing.SPANS
+        if spans is None:
+            return await self._send(topic, command, wait, trace or new_traceparent())
+        span = spans.start(
+            f"command {command.command_type}",
+            trace,
+            {"shop.command_id": command.command_id, "shop.correlation_id": command.correlation_id},
+        )
+        try:
+            return await self._send(topic, command, wait, span.traceparent)
+        finally:
+            span.end()
+
+    async def _send(
+        self, topic: TopicT, command: CommandEnvelope, wait: float | None, trace: bytes
+    ) -> CommandResult:
         in_flight = self.in_flight()
         local = self.local.get(topic.get_topic_name())
         if local is not None and local.owns(command.aggregate_id):
             if in_flight >= self.max_in_flight:
                 raise Overloaded(f"{in_flight} commands in flight on this worker")
             try:
-                return await self._decide_here(local, command, wait)
+                return await self._decide_here(local, command, wait, trace)
             except ConnectionError:  # the partition moved meanwhile: to its new owner
                 pass
         await self._ready.wait()
@@ -168,24 +193,34 @@ class CommandBus(faust.Service):
         if future is None:
             future = asyncio.get_running_loop().create_future()
             self._pending[command.command_id] = future
-        await topic.send(key=command.aggregate_id, value=command.model_dump_json().encode())
+        value = command.model_dump_json().encode()
+        await topic.send(key=command.aggregate_id, value=value, headers=trace_headers(trace))
         try:
             return await asyncio.wait_for(asyncio.shield(future), wait or settings.command_timeout)
         except TimeoutError:
             self._pending.pop(command.command_id, None)
-            raise CommandTimeout(command.command_id) from None
+            raise _timed_out(command, "its owner") from None
 
     async def _decide_here(
-        self, local: LocalDecider, command: CommandEnvelope, wait: float | None
+        self, local: LocalDecider, command: CommandEnvelope, wait: float | None, trace: bytes
     ) -> CommandResult:
         self._deciding_here += 1
         try:
-            answer = asyncio.ensure_future(local.decide(command))
+            answer = asyncio.ensure_future(local.decide(command, trace))
             return await asyncio.wait_for(asyncio.shield(answer), wait or settings.command_timeout)
         except TimeoutError:
-            raise CommandTimeout(command.command_id) from None
+            raise _timed_out(command, "this worker") from None
         finally:
             self._deciding_here -= 1
+
+
+def _timed_out(command: CommandEnvelope, where: str) -> CommandTimeout:
+    log.warning(
+        "%s %s: no answer from %s in time",
+        *(command.command_type, command.command_id, where),
+        extra={"correlation_id": command.correlation_id, "command_id": command.command_id},
+    )
+    return CommandTimeout(command.command_id)
 
 
 command_bus = CommandBus()

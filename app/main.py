@@ -11,6 +11,7 @@ import faust
 from faust.types import TransportT
 from faust.types.auth import CredentialsT
 
+from app import logs, tracing
 from app.kafka_clients import check_login, security_options
 from app.producer import ShopProducer
 from app.settings import FaustSettings, settings
@@ -57,6 +58,7 @@ class ShopApp(faust.App):
         # refused credentials stop the worker here, in one line, before any client
         # retries them in a loop
         await check_login()
+        tracing.start(logs.WORKER)
         await super().on_first_start()
         for declare in self.declarations:
             await declare()
@@ -67,8 +69,13 @@ class ShopApp(faust.App):
         await super().on_stop()
 
 
+if settings.log_format == "json":
+    logs.use_json_lines()
+
 app = ShopApp(
     settings.app_id,
+    Worker=logs.ShopWorker,
+    logging_config=logs.logging_config(),
     broker=[f"kafka://{server}" for server in settings.bootstrap_servers.split(",")],
     # faust's producer and consumer connect as every other client (app/kafka_clients.py)
     broker_credentials=faust_credentials(security_options(settings)),

@@ -319,8 +319,40 @@ class Settings(EnvSettings):
     log_format: Literal["text", "json"] = _logging(
         "LOG_FORMAT", "text", "the worker's log lines: text for people, json for a collector"
     )
-    log_level: Literal["debug", "info", "warning", "error"] = _logging(
-        "LOG_LEVEL", "info", "the least severe log lines written"
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = _logging(
+        "LOG_LEVEL",
+        "info",
+        "the least severe log lines written; it overrides faust's `-l` (the launchers pass "
+        "`-l info`)",
+    )
+
+    # Traces (app/tracing.py): OpenTelemetry's own variables, read here so a bad one stops
+    # the worker by name; the exporter reads the rest of its OTEL_EXPORTER_OTLP_* itself
+    otlp_endpoint: str = _logging(
+        "OTEL_EXPORTER_OTLP_ENDPOINT", "", "the OTLP collector of every signal (spans: otlp)"
+    )
+    otlp_traces_endpoint: str = _logging(
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "", "the OTLP collector of the spans alone"
+    )
+    traces_exporter: Literal["none", "otlp", "console"] = _logging(
+        "OTEL_TRACES_EXPORTER",
+        lambda declared: (
+            "otlp"
+            if declared.get("otlp_endpoint") or declared.get("otlp_traces_endpoint")
+            else "none"
+        ),
+        "where spans go: none (nothing of OpenTelemetry is imported), otlp or console; "
+        "needs `pip install -e '.[otel]'`",
+        shown="otlp when an OTLP endpoint is set, else none",
+    )
+    otlp_any_protocol: Literal["http/protobuf", "grpc"] = _logging(
+        "OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf", "how every signal is sent to OTLP"
+    )
+    otlp_protocol: Literal["http/protobuf", "grpc"] = _logging(
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+        lambda declared: declared.get("otlp_any_protocol", "http/protobuf"),
+        "how the spans are sent to OTLP",
+        shown="OTEL_EXPORTER_OTLP_PROTOCOL",
     )
 
     @field_validator("processing_guarantee", mode="before")

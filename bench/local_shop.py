@@ -92,6 +92,16 @@ async def read_values(
 ) -> list[bytes]:
     """Every value of `topic` from the beginning to the end offsets read at the start.
     `connection`: bootstrap servers, or a client's whole options (`System.client_options`)."""
+    return [
+        r.value for r in await read_records(connection, topic, partitions) if r.value is not None
+    ]
+
+
+async def read_records(
+    connection: str | Mapping[str, Any], topic: str, partitions: int
+) -> list[Any]:
+    """Every record of `topic` (aiokafka's ConsumerRecord: value, headers, offsets) from
+    the beginning to the end offsets read at the start."""
     options = {"bootstrap_servers": connection} if isinstance(connection, str) else connection
     consumer = AIOKafkaConsumer(enable_auto_commit=False, **options)
     await consumer.start()
@@ -100,12 +110,12 @@ async def read_values(
         consumer.assign(assigned)
         await consumer.seek_to_beginning(*assigned)
         ends = await consumer.end_offsets(assigned)
-        values: list[bytes] = []
+        records: list[Any] = []
         while [tp for tp in assigned if await consumer.position(tp) < ends[tp]]:
             batches = await consumer.getmany(timeout_ms=500)
-            for records in batches.values():
-                values.extend(r.value for r in records if r.value is not None)
-        return values
+            for batch in batches.values():
+                records.extend(batch)
+        return records
     finally:
         await consumer.stop()
 
@@ -241,6 +251,11 @@ class System:
         """Every value of this system's topic `name`, straight from Kafka."""
         count = partitions or int(self.env["SHOP_PARTITIONS"])
         return asyncio.run(read_values(self.client_options(), self.topic(name), count))
+
+    def read_records(self, name: str, partitions: int | None = None) -> list[Any]:
+        """Every record (values and headers) of this system's topic `name`, from Kafka."""
+        count = partitions or int(self.env["SHOP_PARTITIONS"])
+        return asyncio.run(read_records(self.client_options(), self.topic(name), count))
 
     def delete_topics(self) -> None:
         """Delete this system's topics: a broker holds open files for every partition,

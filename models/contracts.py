@@ -326,6 +326,12 @@ def markdown(contracts: Contracts) -> str:
         "They are how a redelivered command finds its answer in the log; an event",
         "without them (another producer's) is folded like any other.",
         "",
+        "Every record of a request's path (its command, events, answers, and each",
+        "saga step's) also carries a `traceparent` header (W3C Trace Context,",
+        "`00-<trace id>-<parent id>-<flags>`): the trace id of the client's",
+        "`traceparent`, or of one the worker started. It is the same on every",
+        "record of one order's saga, and the order's timeline shows it.",
+        "",
         "| context | topic | event type | current | versions |",
         "|---|---|---|---|---|",
     ]

@@ -39,11 +39,23 @@ def applies(requirement: Requirement, extras: frozenset[str]) -> bool:
 
 
 def project_requirements(pyproject: Path) -> list[Requirement]:
+    """The dependencies and those of EXTRAS; an extra naming the project itself
+    (`shop[otel]`) brings the lines of the extras it names."""
     project = tomllib.loads(pyproject.read_text())["project"]
-    lines = list(project["dependencies"])
-    for extra in EXTRAS:
-        lines += project["optional-dependencies"][extra]
-    return [Requirement(line) for line in lines]
+    own, optional = canonicalize_name(project["name"]), project["optional-dependencies"]
+    requirements = [Requirement(line) for line in project["dependencies"]]
+    extras, done = list(EXTRAS), set[str]()
+    while extras:
+        extra = extras.pop()
+        if extra in done:
+            continue
+        done.add(extra)
+        for requirement in map(Requirement, optional[extra]):
+            if canonicalize_name(requirement.name) == own:
+                extras += requirement.extras
+            else:
+                requirements.append(requirement)
+    return requirements
 
 
 def pins(requirements: list[Requirement]) -> dict[str, str]:

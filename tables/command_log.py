@@ -27,6 +27,7 @@ from pydantic import BaseModel
 
 from domain.decider import Decider
 from models.envelope import CommandEnvelope, CommandResult, EventEnvelope, Rejection
+from models.tracing import TRACEPARENT, Trace
 from tables.read_models import Folded, LogRecord, Stored
 from tables.state_fold import StateFold, state_key
 
@@ -54,11 +55,18 @@ def fingerprint(command: CommandEnvelope) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def headers_for(command: CommandEnvelope, request_print: str) -> list[tuple[str, bytes]]:
-    return [
+def headers_for(
+    command: CommandEnvelope, request_print: str, trace: Trace = None
+) -> list[tuple[str, bytes]]:
+    """An event record's headers: its command, that request's fingerprint, and the trace
+    context it was decided in (models/tracing.py), if any."""
+    headers = [
         (COMMAND_HEADER, command.command_id.encode()),
         (FINGERPRINT_HEADER, request_print.encode()),
     ]
+    if trace is not None:
+        headers.append((TRACEPARENT, trace))
+    return headers
 
 
 def command_of(headers: Iterable[tuple[str, bytes]]) -> tuple[str, str] | None:

@@ -21,6 +21,7 @@ from typing import Any
 from domain.orders import ORDERS
 from models.envelope import EventEnvelope
 from models.orders import Order
+from models.tracing import Trace, trace_id_of, trace_of
 from models.upcasting import decode_event
 from tables.read_models import Folded, LogRecord, Stored
 from tables.state_fold import StateFold
@@ -93,15 +94,16 @@ class Timeline:
         for record in records:
             try:
                 envelope = decode_event(record.value or b"")
-                key, step = timeline_step(envelope)
+                key, step = timeline_step(envelope, trace_of(getattr(record, "headers", None)))
                 folded.rows[key] = _json(step)
             except Exception as error:
                 folded.failures.append((record, error))
         return folded
 
 
-def timeline_step(envelope: EventEnvelope) -> tuple[bytes, dict[str, Any]]:
-    """One saga step's row; a repeated event gives the same key, so it is written once."""
+def timeline_step(envelope: EventEnvelope, trace: Trace = None) -> tuple[bytes, dict[str, Any]]:
+    """One saga step's row, with the trace its record carried (models/tracing.py); a
+    repeated event gives the same key, so it is written once."""
     # time, then version: one command's events share a time but not a version
     at = envelope.occurred_at.isoformat()
     key = f"{envelope.correlation_id}/{at}/{envelope.aggregate_version:09d}/{envelope.event_id}"
@@ -113,6 +115,7 @@ def timeline_step(envelope: EventEnvelope) -> tuple[bytes, dict[str, Any]]:
         "aggregate": f"{envelope.aggregate_type}:{envelope.aggregate_id}",
         "version": envelope.aggregate_version,
         "caused_by": envelope.causation_id,
+        "trace_id": trace_id_of(trace),
         "payload": envelope.payload,
     }
 

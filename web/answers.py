@@ -81,6 +81,9 @@ class TimelineStep(BaseModel):
     aggregate: str
     version: int
     caused_by: str | None
+    trace_id: str | None = None
+    """The W3C trace id the event's record carried (the request's, or one the worker
+    started): the same on every step of one order's saga."""
     payload: dict[str, Any]
 
 

@@ -29,6 +29,7 @@ from app.readiness import RECOVERING, serves_reads
 from app.settings import settings
 from models.envelope import CommandEnvelope, CommandResult
 from models.ids import ID_PATTERN, MAX_VERSION
+from models.tracing import TRACEPARENT, Trace, parse_traceparent
 from tables.partition_store import PartitionStore
 from tables.state_fold import state_row
 
@@ -217,9 +218,15 @@ def expected_version(request: Request, from_body: int | None) -> int | None:
     return int(match.group(1))
 
 
-async def execute(topic: Any, command: CommandEnvelope) -> CommandResult:
+def request_trace(request: Request) -> Trace:
+    """The W3C traceparent a request brings, if valid; the command bus starts a trace
+    for a request without one (an invalid one is ignored, as the standard asks)."""
+    return parse_traceparent(request.headers.get(TRACEPARENT))
+
+
+async def execute(topic: Any, command: CommandEnvelope, trace: Trace = None) -> CommandResult:
     try:
-        return await command_bus.send(topic, command)
+        return await command_bus.send(topic, command, trace=trace)
     except Overloaded as overloaded:
         raise at_capacity(overloaded, command_id=command.command_id) from None
     except CommandTimeout:
@@ -256,7 +263,8 @@ async def answer_command(
 ) -> Response:
     """Send a client's command to its aggregate's owner; answer with its result."""
     command = new_command(request, aggregate_id, payload, expected, correlation_id)
-    return result_response(view, await execute(topic, command), accepted, **extra)
+    answer = await execute(topic, command, request_trace(request))
+    return result_response(view, answer, accepted, **extra)
 
 
 REJECTED_WITH = {"not_found": 404, "invalid_command": 422, "idempotency_key_reused": 422}

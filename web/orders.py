@@ -44,6 +44,7 @@ from web.http import (
     owner_route,
     read_at_least,
     read_body,
+    request_trace,
     result_response,
     store_of,
 )
@@ -144,7 +145,7 @@ class OrdersView(View):
         cmd = new_command(
             request, order_id, body.command(), body.expected_version, correlation_id=order_id
         )
-        result = await execute(order_commands, cmd)
+        result = await execute(order_commands, cmd, request_trace(request))
         status = "pending" if result.outcome == "accepted" else None
         return result_response(self, result, 202, order_id=order_id, order_status=status)
 

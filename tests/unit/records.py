@@ -17,6 +17,7 @@ class Record:
     topic: str = "events"
     partition: int = 0
     timestamp: int = 0
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 class Rows(dict[bytes, bytes]):

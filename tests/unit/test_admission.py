@@ -18,9 +18,11 @@ class Topic:
 
     def __init__(self) -> None:
         self.sent: list[bytes] = []
+        self.headers: list[Any] = []
 
-    async def send(self, key: Any, value: bytes) -> None:
+    async def send(self, key: Any, value: bytes, headers: Any = None) -> None:
         self.sent.append(value)
+        self.headers.append(headers)
 
     def get_topic_name(self) -> str:
         return "accounts.commands"

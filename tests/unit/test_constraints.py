@@ -4,15 +4,23 @@ unpinned or unsatisfiable install in CI or in the image."""
 
 from __future__ import annotations
 
+import importlib.util
 import tomllib
 from pathlib import Path
+from types import ModuleType
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[2]
-PINNED_EXTRAS = ("dev",)
-"""The extras installed with the constraints (scripts/bootstrap.sh: `.[dev]`)."""
+
+
+def _constraints_script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("constraints", ROOT / "scripts/constraints.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def pins() -> dict[str, str]:
@@ -30,11 +38,12 @@ def pins() -> dict[str, str]:
 
 
 def required() -> list[Requirement]:
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    lines = list(project["dependencies"])
-    for extra in PINNED_EXTRAS:
-        lines += project["optional-dependencies"][extra]
-    return [Requirement(line) for line in lines]
+    """What scripts/bootstrap.sh installs: the dependencies and the `dev` extra's (an
+    extra of the project itself, `shop[otel]`, brings its own lines)."""
+    requirements: list[Requirement] = _constraints_script().project_requirements(
+        ROOT / "pyproject.toml"
+    )
+    return requirements
 
 
 def test_every_dependency_is_pinned_within_its_bounds() -> None:

@@ -21,6 +21,8 @@ from domain.topology import SERVICES
 from models.envelope import CommandEnvelope, CommandResult
 from tests.unit.test_saga_policies import envelope
 
+TRACE = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
 
 class Side:
     """A command side that decides every command it owns by accepting it."""
@@ -28,12 +30,16 @@ class Side:
     def __init__(self, owns: bool) -> None:
         self._owns = owns
         self.decided: list[CommandEnvelope] = []
+        self.traces: list[bytes | None] = []
 
     def owns(self, aggregate_id: str) -> bool:
         return self._owns
 
-    def submit(self, command: CommandEnvelope) -> asyncio.Future[CommandResult]:
+    def submit(
+        self, command: CommandEnvelope, trace: bytes | None
+    ) -> asyncio.Future[CommandResult]:
         self.decided.append(command)
+        self.traces.append(trace)
         answer: asyncio.Future[CommandResult] = asyncio.get_running_loop().create_future()
         answer.set_result(
             CommandResult.answering(command, outcome="accepted", status=201, version=1)
@@ -47,11 +53,13 @@ class Topic:
 
     def __init__(self) -> None:
         self.sent: list[bytes] = []
+        self.headers: list[Any] = []
         self.acks: list[asyncio.Future[None]] = []
         self.auto_ack = True
 
-    async def send(self, key: str, value: bytes) -> asyncio.Future[None]:
+    async def send(self, key: str, value: bytes, headers: Any = None) -> asyncio.Future[None]:
         self.sent.append(value)
+        self.headers.append(headers)
         acked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if self.auto_ack:
             acked.set_result(None)
@@ -96,18 +104,21 @@ async def test_a_command_for_a_partition_decided_here_is_decided_here_and_answer
     accounts_topic: Topic,
 ) -> None:
     payments, payments_side, accounts_side = wire(accounts_owned=True)
-    await payments._dispatch(payment_requested(), [])
+    await payments._dispatch(payment_requested(), [], TRACE)
     assert [c.command_type for c in accounts_side.decided] == ["WithdrawMoney"]
     assert [c.command_type for c in payments_side.decided] == ["RecordCapture"]
     assert accounts_topic.sent == []  # no command record, no answer record
+    # no record, but the trace goes on in memory: to the command and to its answer's
+    assert accounts_side.traces == [TRACE] and payments_side.traces == [TRACE]
 
 
 async def test_a_command_for_a_partition_decided_elsewhere_goes_on_its_topic(
     accounts_topic: Topic,
 ) -> None:
     payments, payments_side, accounts_side = wire(accounts_owned=False)
-    await payments._dispatch(payment_requested(), [])
+    await payments._dispatch(payment_requested(), [], TRACE)
     assert accounts_side.decided == [] and payments_side.decided == []
+    assert accounts_topic.headers == [[("traceparent", TRACE)]]
     (sent,) = accounts_topic.sent
     command = CommandEnvelope.model_validate_json(sent)
     assert command.command_type == "WithdrawMoney"
@@ -121,6 +132,6 @@ async def test_with_local_dispatch_off_every_command_goes_through_kafka(
         services, "settings", settings.model_copy(update={"saga_local_dispatch": False})
     )
     payments, payments_side, accounts_side = wire(accounts_owned=True)
-    await payments._dispatch(payment_requested(), [])
+    await payments._dispatch(payment_requested(), [], TRACE)
     assert accounts_side.decided == [] and payments_side.decided == []
     assert len(accounts_topic.sent) == 1

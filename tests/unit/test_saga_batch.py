@@ -29,13 +29,17 @@ class Side:
 
     def __init__(self) -> None:
         self.queued: list[CommandEnvelope] = []
+        self.traces: list[bytes | None] = []
         self.answers: list[asyncio.Future[CommandResult]] = []
 
     def owns(self, aggregate_id: str) -> bool:
         return False  # every dispatch goes through Kafka
 
-    def submit(self, command: CommandEnvelope) -> asyncio.Future[CommandResult]:
+    def submit(
+        self, command: CommandEnvelope, trace: bytes | None
+    ) -> asyncio.Future[CommandResult]:
         self.queued.append(command)
+        self.traces.append(trace)
         answer: asyncio.Future[CommandResult] = asyncio.get_running_loop().create_future()
         self.answers.append(answer)
         return answer
@@ -72,7 +76,7 @@ def accounts_topic(monkeypatch: pytest.MonkeyPatch) -> Iterator[Topic]:
         yield topic
 
 
-def placed(n: int) -> Record:
+def placed(n: int, trace: bytes | None = None) -> Record:
     order = f"o{n}"
     payload = {
         "customer_id": "cust-1",
@@ -80,10 +84,15 @@ def placed(n: int) -> Record:
         "total": "12.50",
     }
     event = envelope("order", "OrderPlaced", payload, order, name=order)
-    return Record(n, event.model_dump_json().encode(), order.encode(), ORDERS_EVENTS)
+    headers = () if trace is None else (("traceparent", trace),)
+    return Record(n, event.model_dump_json().encode(), order.encode(), ORDERS_EVENTS, 0, 0, headers)
 
 
 ORDERS_EVENTS = settings.topic("orders.events")
+TRACES = [
+    b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+    b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+]
 
 
 def saga_of_payments() -> tuple[Saga, Side]:
@@ -98,13 +107,16 @@ async def test_a_batch_queues_every_command_then_stores_its_place_after_the_send
 ) -> None:
     saga, side = saga_of_payments()
     store = Store()
-    batch = asyncio.ensure_future(saga.handle(0, store, [placed(0), placed(1)]))  # type: ignore[arg-type]
+    records = [placed(0, TRACES[0]), placed(1, TRACES[1])]
+    batch = asyncio.ensure_future(saga.handle(0, store, records))  # type: ignore[arg-type]
     await asyncio.sleep(0.01)
     # both commands are at the writer before either is answered: one decide
     assert [c.command_type for c in side.queued] == ["RequestPayment", "RequestPayment"]
+    assert side.traces == TRACES  # each in the trace its record carried
     side.accept_all()
     await asyncio.sleep(0.01)
     assert len(accounts_topic.acks) == 2  # the withdrawals, handed to the producer
+    assert accounts_topic.headers == [[("traceparent", trace)] for trace in TRACES]
     assert store.writes == []  # not acknowledged yet: nothing stored
     for ack in accounts_topic.acks:
         ack.set_result(None)

@@ -57,7 +57,7 @@ def test_at_least_once_is_the_only_guarantee_and_the_default(
         ("SAGA_LOCAL_DISPATCH", "maybe", "on or off (1/0, true/false, yes/no, on/off)"),
         # a choice
         ("LOG_FORMAT", "xml", "one of text, json"),
-        ("LOG_LEVEL", "verbose", "one of debug, info, warning, error"),
+        ("LOG_LEVEL", "verbose", "one of debug, info, warning, error, critical"),
         ("KAFKA_SECURITY_PROTOCOL", "TLS", "one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL"),
     ],
 )
@@ -79,7 +79,7 @@ def test_every_bad_value_is_named_in_the_one_line(monkeypatch: pytest.MonkeyPatc
     assert stop.value.code == (
         "setting SHOP_REPLICATION_FACTOR must be an integer of at least 1, got 'three'; "
         "setting KAFKA_LINGER_MS must be an integer between 0 and 1000, got '-1'; "
-        "setting LOG_LEVEL must be one of debug, info, warning, error, got 'loud'"
+        "setting LOG_LEVEL must be one of debug, info, warning, error, critical, got 'loud'"
     )
 
 
