@@ -78,9 +78,20 @@ def worker_command(
     return argv, {**environ, "SHOP_INSTANCE_ID": instance}
 
 
+def start_line(argv: list[str], instance: str) -> str:
+    """The line saying what the command became: with LOG_FORMAT=json, one JSON object like
+    every other line of the worker's log, so a collector never meets a line it cannot parse."""
+    command = " ".join(argv[1:])
+    if settings.log_format == "json":
+        from app.logs import json_line  # imports faust: only for the JSON form
+
+        return json_line("info", "shop.worker", f"shop worker: {command}", worker=instance)
+    return f"shop worker: {command}"
+
+
 def run_worker(args: argparse.Namespace) -> int:
     argv, environment = worker_command(args, dict(os.environ))
-    print(f"shop worker: {' '.join(argv[1:])}", file=sys.stderr, flush=True)
+    print(start_line(argv, environment["SHOP_INSTANCE_ID"]), file=sys.stderr, flush=True)
     os.execve(argv[0], argv, environment)  # returns only by raising
     return 1  # pragma: no cover
 

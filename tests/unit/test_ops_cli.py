@@ -293,3 +293,14 @@ def test_worker_replaces_this_process_with_faust(capsys: pytest.CaptureFixture[s
     assert argv[argv.index("-p") + 1] == "6071"
     assert env["SHOP_INSTANCE_ID"] == "w9"
     assert capsys.readouterr().err.startswith("shop worker: -m faust -A app.worker")
+
+
+def test_with_json_logs_the_line_worker_prints_first_is_json_too() -> None:
+    # a collector reading the worker's stderr meets no line it cannot parse
+    argv = [sys.executable, "-m", "faust", "-A", "app.worker"]
+    json_logs = worker_cli.settings.model_copy(update={"log_format": "json"})
+    with mock.patch.object(worker_cli, "settings", json_logs):
+        line = json.loads(worker_cli.start_line(argv, "w9"))
+    assert line["message"] == "shop worker: -m faust -A app.worker"
+    assert line["worker"] == "w9" and line["level"] == "info"
+    assert worker_cli.start_line(argv, "w9") != json.dumps(line)  # the text form is text
