@@ -130,6 +130,11 @@ TEST_VARIABLES = (
         "`agent:N`: that agent's handler fails its first N attempts (app/faults.py)",
     ),
     Variable("SHOP_KEEP_TOPICS", "empty", "set: a test system's topics are kept, to read them"),
+    Variable(
+        "TEST_PROCESSES",
+        "`3`",
+        "test files `make test` runs at a time (pytest-xdist); `0`: one process, in order",
+    ),
     Variable("STARTUP_RUNS", "`1` (`make startup-loop`: `20`)", "runs of the start-up race tests"),
     Variable("CRASH_RUNS", "unset (`make crash-loop`: `10`)", "runs of the SIGKILL crash tests"),
     Variable("KILL_RUNS", "`0` (`make kill-matrix`: `20`)", "runs of the whole kill matrix"),
