@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -81,10 +82,32 @@ def get(url: str, timeout: float) -> tuple[int, str]:
             return error.code, error.read().decode(errors="replace")
 
 
+def ephemeral_ports() -> range:
+    """The ports the kernel gives outgoing connections (Linux's default if unreadable)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return range(int(low), int(high) + 1)
+    except (OSError, ValueError):
+        return range(32768, 61000)
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port free now and outside the kernel's ephemeral range. A port of that range
+    (what binding to port 0 gives) can be taken by any client's outgoing connection (the
+    workers' and tests' Kafka clients open hundreds) while its worker is down, and the
+    worker restarted on it would fail to bind: "address already in use"."""
+    ephemeral = ephemeral_ports()
+    candidates = range(max(1024, ephemeral.start - 16384), ephemeral.start)
+    if not candidates:  # an ephemeral range that starts low: above it instead
+        candidates = range(ephemeral.stop, min(65536, ephemeral.stop + 4096))
+    for port in random.sample(candidates, min(200, len(candidates))):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {candidates}")
 
 
 async def read_values(

@@ -1,8 +1,11 @@
-"""What starts a broker stops it: a bench or test run that found none leaves none behind."""
+"""What starts a broker stops it: a bench or test run that found none leaves none behind; a
+worker's port stays its own across a restart."""
 
 from __future__ import annotations
 
+import socket
 from typing import Any
+from unittest import mock
 
 import pytest
 
@@ -30,3 +33,19 @@ def test_a_broker_that_answers_is_left_alone(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(local_shop.subprocess, "run", lambda *a, **kw: pytest.fail("ran"))
     monkeypatch.setattr(local_shop.atexit, "register", lambda *a: pytest.fail("registered"))
     assert local_shop.ensure_broker() == local_shop.bootstrap_servers()
+
+
+def test_a_worker_port_is_free_and_outside_the_range_connections_are_given() -> None:
+    # a port of the ephemeral range can be taken by a client's connection while a worker
+    # is down, and the worker restarted on it then fails to bind
+    ephemeral = local_shop.ephemeral_ports()
+    ports = {local_shop.free_port() for _ in range(20)}
+    assert not any(port in ephemeral for port in ports), (ports, ephemeral)
+    for port in ports:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", port))
+
+
+def test_an_unreadable_port_range_is_linuxs_default() -> None:
+    with mock.patch.object(local_shop.Path, "read_text", side_effect=OSError):
+        assert local_shop.ephemeral_ports() == range(32768, 61000)
