@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import faust
+from faust.tables import TableManager
 from faust.types import TransportT
 from faust.types.auth import CredentialsT
 
 from app import logs, tracing
+from app.faust_clients import ShopConsumer, ShopProducer
 from app.kafka_clients import check_login, security_options
-from app.producer import ShopProducer
 from app.settings import FaustSettings, settings
 
 
@@ -33,12 +34,23 @@ def faust_credentials(options: Mapping[str, Any]) -> CredentialsT | None:
     )
 
 
+class ShopTableManager(TableManager):
+    """faust's TableManager without its second of grace at start: faust waits a second
+    in case a table is declared late, but every table here is declared at import (there
+    is one, tables/owners.py), and that second was a second of every start."""
+
+    async def on_start(self) -> None:
+        await self._update_channels()
+        await self.recovery.start()
+
+
 class ShopApp(faust.App):
     """faust.App that runs its declarations (topic creation) before any consumer starts."""
 
     def _new_transport(self) -> TransportT:
         transport = super()._new_transport()
         transport.Producer = ShopProducer  # type: ignore[misc]
+        transport.Consumer = ShopConsumer  # type: ignore[misc]
         return transport
 
     declarations: list[Callable[[], Awaitable[None]]]
@@ -74,12 +86,12 @@ if settings.log_format == "json":
 
 app = ShopApp(
     settings.app_id,
+    TableManager=ShopTableManager,
     Worker=logs.ShopWorker,
     logging_config=logs.logging_config(),
     broker=[f"kafka://{server}" for server in settings.bootstrap_servers.split(",")],
     # faust's producer and consumer connect as every other client (app/kafka_clients.py)
     broker_credentials=faust_credentials(security_options(settings)),
-    store=settings.store,
     topic_partitions=settings.partitions,
     topic_replication_factor=settings.replication_factor,
     table_standby_replicas=settings.standby_replicas,
@@ -94,14 +106,6 @@ app = ShopApp(
     # faust's /router/ page is no part of the API (requests are routed by table_route)
     web_router_enabled=False,
     web_cors_options=None,
-    # faust's one table (owners: a row per partition) takes a database per partition:
-    # small and fixed; the read models' stores share one cache (tables/partition_store.py)
-    rocksdb_options={
-        "block_cache_size": 1024 * 1024,
-        "block_cache_compressed_size": 0,
-        "write_buffer_size": 1024 * 1024,
-        "max_write_buffer_number": 2,
-    },
     # static membership (KIP-345): a worker that comes back under the same name within
     # the session timeout gets its partitions back with no rebalance, and the others
     # never stop; without a name, every restart revokes and reassigns every partition

@@ -193,7 +193,6 @@ class Settings(EnvSettings):
         "group membership (empty: host-port, no static membership, a restart moves every "
         "partition)",
     )
-    store: str = _worker("SHOP_STORE", "rocksdb://", "faust's table store")
     standby_replicas: int = _worker(
         "SHOP_STANDBY_REPLICAS", 1, "faust standby replicas of tables", ge=0
     )

@@ -507,7 +507,7 @@ def machine_facts(args: argparse.Namespace) -> None:
     import faust
     import pydantic
 
-    guarantee, store = settings.processing_guarantee, settings.store
+    guarantee = settings.processing_guarantee
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print(
         f"machine: {os.cpu_count()} cores (nproc {len(os.sched_getaffinity(0))}), "
@@ -520,7 +520,7 @@ def machine_facts(args: argparse.Namespace) -> None:
     print(
         f"settings: events={args.events} accounts={args.accounts} commands={args.commands} "
         f"concurrency={args.concurrency} sequential={args.sequential}; 1 worker, "
-        f"8 partitions, {guarantee}, store {store}, standby replicas 0"
+        f"8 partitions, {guarantee}, standby replicas 0"
     )
 
 

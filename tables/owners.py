@@ -1,13 +1,14 @@
 """Who owns a partition: the table whose assignment every reader of the log follows.
 
-Never written. Every topic of the system has the same partition count, so faust
-assigns partition p of all of them to one worker, and with it this table's
-partition p: the owner of p decides the commands of the aggregates in p, runs
-every reader of p (read models, command-side tails, saga services) and serves
-its reads. faust's `table_route` needs a table to look that owner up; this is
-it. Its changelog is the only data topic faust's own consumer subscribes to
-(besides rebuild requests): the records themselves are read by the engine
-(agents/engine.py), which follows this table's active partitions.
+Never written, so kept in memory: nothing to open at a start (in RocksDB it was a
+database per partition, opened to read offsets that never move). Every topic of the
+system has the same partition count, so faust assigns partition p of all of them to
+one worker, and with it this table's partition p: the owner of p decides the
+commands of the aggregates in p, runs every reader of p (read models, command-side
+tails, saga services) and serves its reads. faust's `table_route` needs a table to
+look that owner up; this is it. Its changelog is the only data topic faust's own
+consumer subscribes to (besides rebuild requests): the records themselves are read
+by the engine (agents/engine.py), which follows this table's active partitions.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ owners: Any = app.Table(
     "owners",
     partitions=settings.partitions,
     key_type=bytes,
+    store="memory://",
     help="Routing only: partition p's owner decides and folds the keys in p.",
 )
 

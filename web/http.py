@@ -22,9 +22,9 @@ from pydantic import BaseModel, ValidationError
 
 from agents.folds import FoldRunner, NotHere
 from app.command_bus import CommandTimeout, Overloaded, Stopping, command_bus
+from app.faust_clients import fetch_metadata
 from app.main import app
 from app.metrics import COMMAND_RESULTS, timed_requests
-from app.producer import fetch_metadata
 from app.readiness import RECOVERING, serves_reads
 from app.settings import settings
 from models.envelope import CommandEnvelope, CommandResult

@@ -1,6 +1,6 @@
 """A producer keeps delivering to every topic after a topic is created under it.
 
-aiokafka's own producer does not (see app/producer.py): after its first send to a
+aiokafka's own producer does not (see app/faust_clients.py): after its first send to a
 topic created since it started, a send to any topic it knew before waits forever.
 """
 
@@ -14,7 +14,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
-from app.producer import AllTopicsProducer
+from app.faust_clients import AllTopicsProducer
 
 pytestmark = pytest.mark.integration
 

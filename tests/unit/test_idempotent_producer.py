@@ -4,8 +4,8 @@ not appended twice."""
 
 from __future__ import annotations
 
+from app.faust_clients import AllTopicsProducer, ShopProducer
 from app.main import app
-from app.producer import AllTopicsProducer, ShopProducer
 
 
 async def test_the_workers_producer_is_idempotent_with_acks_all() -> None:

@@ -34,7 +34,7 @@ PURE = ("models", "domain")
 """Rooms with no I/O: no Kafka, no faust, no storage, no web, no environment."""
 IMPURE_LIBRARIES = {"faust", "aiokafka", "rocksdict", "aiohttp", "httpx", "mode", "os"}
 
-PRIVATE_API_SEAM = "app/producer.py"
+PRIVATE_API_SEAM = "app/faust_clients.py"
 """The one module that reaches into faust's and aiokafka's private attributes."""
 
 

@@ -1,0 +1,36 @@
+"""A worker's start waits for nothing it does not need: no second of grace for tables
+declared late, no empty fetch of 1.5 s in front of the recovery's offset lookups, no
+database opened for the owners table (app/main.py, app/faust_clients.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from unittest import mock
+
+from app.faust_clients import FETCH_MAX_WAIT_MS, ShopConsumerThread
+from app.main import ShopTableManager, app
+from tables.owners import owners
+
+
+def test_the_owners_table_is_kept_in_memory() -> None:
+    assert str(owners._store) == "memory:"
+    assert app.tables.__class__ is ShopTableManager
+
+
+async def test_fausts_consumer_holds_an_empty_fetch_100_ms() -> None:
+    thread = app.consumer._thread  # type: ignore[attr-defined]
+    assert isinstance(thread, ShopConsumerThread)
+    consumer = thread._create_worker_consumer(app.transport)
+    assert consumer._fetch_max_wait_ms == FETCH_MAX_WAIT_MS == 100
+
+
+async def test_the_table_manager_starts_its_recovery_at_once() -> None:
+    manager = ShopTableManager(app)
+    recovery = mock.Mock(start=mock.AsyncMock())
+    with (
+        mock.patch.object(manager, "_update_channels", mock.AsyncMock()) as update,
+        mock.patch.object(ShopTableManager, "recovery", recovery),
+    ):
+        await asyncio.wait_for(manager.on_start(), timeout=0.5)  # faust's waits 1 s first
+    update.assert_awaited_once()
+    recovery.start.assert_awaited_once()
