@@ -89,6 +89,13 @@ def start_line(argv: list[str], instance: str) -> str:
     return f"shop worker: {command}"
 
 
+def main(argv: list[str]) -> int:
+    """`shop worker ARGV`, parsed by the same parser as in `shop`'s whole tree."""
+    parser = argparse.ArgumentParser(prog="shop")
+    add_worker_parser(parser.add_subparsers(dest="command", required=True))
+    return run_worker(parser.parse_args(["worker", *argv]))
+
+
 def run_worker(args: argparse.Namespace) -> int:
     argv, environment = worker_command(args, dict(os.environ))
     print(start_line(argv, environment["SHOP_INSTANCE_ID"]), file=sys.stderr, flush=True)

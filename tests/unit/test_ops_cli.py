@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -22,6 +23,8 @@ from app import worker_cli
 from app.cli import build_parser, main
 from app.ops_cli import NOT_OK, render_health, render_lag, table
 from web.answers import Health, LagReport
+
+ROOT = Path(__file__).resolve().parents[2]
 
 NOW = 1_800_000_000.0
 
@@ -304,3 +307,23 @@ def test_with_json_logs_the_line_worker_prints_first_is_json_too() -> None:
     assert line["message"] == "shop worker: -m faust -A app.worker"
     assert line["worker"] == "w9" and line["level"] == "info"
     assert worker_cli.start_line(argv, "w9") != json.dumps(line)  # the text form is text
+
+
+def test_shop_worker_imports_none_of_the_other_commands() -> None:
+    # it becomes the worker at once: every restart would pay for the HTTP clients' imports
+    code = (
+        "import sys\n"
+        "from unittest import mock\n"
+        "from app import cli, worker_cli\n"
+        "with mock.patch.object(worker_cli.os, 'execve', side_effect=SystemExit(0)):\n"
+        "    try:\n"
+        "        cli.main(['worker', '--port', '6071'])\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print(sorted(m for m in ('aiohttp', 'httpx', 'app.http_client', 'app.traffic_cli')"
+        " if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+    assert "shop worker: -m faust" in done.stderr

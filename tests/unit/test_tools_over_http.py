@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from app import cli, dead_letters_cli
+from app import cli, dead_letters_cli, traffic_cli
 from app.http_client import ApiClient
 from app.load import run_load
 
@@ -178,11 +178,11 @@ async def test_traffic_runs_until_its_duration(worker: tuple[FakeWorker, str]) -
         ["traffic", "--url", url, "--rate", "200", "--accounts", "2", "--duration", "0.3"]
     )
     args.token = ""
-    stats = await cli.traffic(args, asyncio.Event())
+    stats = await traffic_cli.traffic(args, asyncio.Event())
     assert stats.sent == len(fake.requests) == sum(fake.keys.values())
     assert stats.accepted == stats.sent and stats.retries == 0 and not stats.errors
-    assert [path for _, path, _ in fake.requests][: len(cli.SKUS)] == [
-        f"/products/{sku}/stock" for sku in cli.SKUS
+    assert [path for _, path, _ in fake.requests][: len(traffic_cli.SKUS)] == [
+        f"/products/{sku}/stock" for sku in traffic_cli.SKUS
     ]
     assert fake.tokens == {None}
     assert f"accepted={stats.sent}" in stats.line()
