@@ -1,13 +1,16 @@
-"""A worker's start waits for nothing it does not need: no second of grace for tables
-declared late, no empty fetch of 1.5 s in front of the recovery's offset lookups, no
-database opened for the owners table (app/main.py, app/faust_clients.py)."""
+"""A worker's start and stop wait for nothing they do not need: no second of grace for
+tables declared late, no empty fetch of 1.5 s in front of the recovery's offset lookups,
+no database opened for the owners table, no second before the loop closes (app/main.py,
+app/faust_clients.py, app/logs.py)."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from unittest import mock
 
 from app.faust_clients import FETCH_MAX_WAIT_MS, ShopConsumerThread
+from app.logs import SENTINEL_SECONDS, ShopWorker
 from app.main import ShopTableManager, app
 from tables.owners import owners
 
@@ -34,3 +37,11 @@ async def test_the_table_manager_starts_its_recovery_at_once() -> None:
         await asyncio.wait_for(manager.on_start(), timeout=0.5)  # faust's waits 1 s first
     update.assert_awaited_once()
     recovery.start.assert_awaited_once()
+
+
+async def test_the_worker_closes_its_loop_a_tenth_of_a_second_after_its_services() -> None:
+    # mode's worker sleeps a whole second there, and a restart waits for the exit
+    started = time.monotonic()  # (a worker built here would name the process's log lines)
+    await asyncio.wait_for(ShopWorker._sentinel_task(mock.Mock()), timeout=0.5)
+    assert time.monotonic() - started < 0.5
+    assert SENTINEL_SECONDS == 0.1
