@@ -96,10 +96,8 @@ def free_port() -> int:
     (what binding to port 0 gives) can be taken by any client's outgoing connection (the
     workers' and tests' Kafka clients open hundreds) while its worker is down, and the
     worker restarted on it would fail to bind: "address already in use"."""
-    ephemeral = ephemeral_ports()
-    candidates = range(max(1024, ephemeral.start - 16384), ephemeral.start)
-    if not candidates:  # an ephemeral range that starts low: above it instead
-        candidates = range(ephemeral.stop, min(65536, ephemeral.stop + 4096))
+    start = ephemeral_ports().start
+    candidates = range(max(1024, start - 16384), start)
     for port in random.sample(candidates, min(200, len(candidates))):
         with socket.socket() as s:
             try:
