@@ -64,6 +64,11 @@ READERS: dict[str, Reader] = {}
 """Every reader of this worker by name (/ops and readiness find them here)."""
 
 
+class Misplaced(KafkaError):
+    """A fetch began past the position a reader stored (its consumer was not where its
+    store is): nothing of it is handed over, and the reader reads again from its store."""
+
+
 class Reader(faust.Service):
     """Reads its topics' partitions owned here, a batch per partition at a time.
 
@@ -160,8 +165,9 @@ class Reader(faust.Service):
     async def on_stop(self) -> None:
         async with self._lock:
             await self._report(force=True)
-            if self._consumer is not None:
-                await self._consumer.stop()
+            consumer, self._consumer = self._consumer, None
+            if consumer is not None:
+                await consumer.stop()
             for store in self.stores.values():
                 store.close()
             self.stores.clear()
@@ -246,9 +252,17 @@ class Reader(faust.Service):
             if self._consumer is None or not self.reading:
                 await asyncio.sleep(0.05)
                 continue
+            consumer = self._consumer
             try:
+                # the fetch waits outside the lock: a stop or a rebalance does not wait
+                # for it, and what it brought is checked against the stores under the lock
+                batches = await consumer.getmany(
+                    timeout_ms=FETCH_WAIT_MS, max_records=self.max_batch
+                )
                 async with self._lock:
-                    await self._handle_what_arrived(self._consumer)
+                    if self.should_stop or consumer is not self._consumer:
+                        continue
+                    await self._handle_what_arrived(batches)
                 failures = 0
                 stalls.cleared(self.name)
                 self._note_caught_up()
@@ -289,14 +303,16 @@ class Reader(faust.Service):
             ):
                 self.caught_up.add(partition)
 
-    async def _handle_what_arrived(self, consumer: AIOKafkaConsumer) -> None:
-        batches = await consumer.getmany(timeout_ms=FETCH_WAIT_MS, max_records=self.max_batch)
+    async def _handle_what_arrived(self, batches: dict[TopicPartition, list[Any]]) -> None:
         by_partition: dict[int, list[Any]] = {}
         for tp, records in batches.items():
-            if tp.partition in self.reading:
-                store = self.stores[tp.partition]
-                new = [r for r in records if r.offset >= store.offset(tp.topic)]  # raced a seek
-                by_partition.setdefault(tp.partition, []).extend(new)
+            if tp.partition not in self.reading or not records:
+                continue  # revoked while it was fetched
+            stored = self.stores[tp.partition].offset(tp.topic)
+            if records[0].offset > stored:
+                await self._check_no_gap(tp, records[0].offset, stored)
+            new = [r for r in records if r.offset >= stored]  # a store moved ahead meanwhile
+            by_partition.setdefault(tp.partition, []).extend(new)
         handled = await asyncio.gather(
             *(
                 self._timed(partition, self.stores[partition], records)
@@ -308,6 +324,14 @@ class Reader(faust.Service):
         for outcome in handled:  # each partition's batch ran to its end, or stored nothing
             if isinstance(outcome, BaseException):
                 raise outcome
+
+    async def _check_no_gap(self, tp: TopicPartition, first: int, stored: int) -> None:
+        """A fetch that begins past the stored position is handed over only when what lies
+        between is gone from the log (below its start: a command topic's retention)."""
+        assert self._consumer is not None
+        start = (await self._consumer.beginning_offsets([tp]))[tp]
+        if first > start:
+            raise Misplaced(f"{self.name}: {tp} fetched from {first}, stored {stored}")
 
     async def _timed(self, partition: int, store: PartitionStore, records: list[Any]) -> None:
         started = time.monotonic()
