@@ -68,7 +68,7 @@ from tables.command_log import (
     headers_for,
     recorded,
 )
-from tables.owners import owned_partitions, partitions_in
+from tables.owners import owned_partitions, partitions_in, standby_partitions
 from tables.partition_store import PartitionStore
 
 log = logging.getLogger(__name__)
@@ -141,6 +141,8 @@ class CommandSide(faust.Service):
         self.events_topic = events.get_topic_name()
         self.fold = CommandLogFold(self.name, self.events_topic, decider)
         self.writers: dict[int, PartitionWriter] = {}
+        self.standbys: dict[int, Standby] = {}
+        """Stores of the partitions this worker stands by for, folded by the tail."""
         self._probe: AIOKafkaConsumer | None = None
         self._probe_started = asyncio.Lock()
         self.watchers: list[Watcher] = []
@@ -181,6 +183,8 @@ class CommandSide(faust.Service):
     async def on_stop(self) -> None:
         for partition in list(self.writers):
             await self.writers.pop(partition).stop()
+        for partition in list(self.standbys):
+            self.standbys.pop(partition).stop()
         if self._probe is not None:
             await self._probe.stop()
 
@@ -198,13 +202,25 @@ class CommandSide(faust.Service):
 
     async def _on_assigned(self, sender: Any, assigned: set[TP], **kwargs: Any) -> None:
         mine = owned_partitions()
+        spare = standby_partitions() - mine if settings.standby_replicas > 0 else set()
         for partition in set(self.writers) - mine:
             await self.writers.pop(partition).stop()
+        for partition in set(self.standbys) - spare:
+            if partition not in mine:
+                self.standbys.pop(partition).stop()
         for partition in sorted(mine - set(self.writers)):
-            store = PartitionStore(self.store_path(partition))
+            standby = self.standbys.pop(partition, None)
+            if standby is not None:  # warm: its catch-up folds the tail only
+                store = standby.hand_over()
+            else:
+                store = PartitionStore(self.store_path(partition))
             self.writers[partition] = writer = PartitionWriter(self, partition, store)
             writer.start()
-        log.info("%s: deciding partitions %s", self.name, sorted(mine))
+        for partition in sorted(spare - set(self.standbys)):
+            store = PartitionStore(self.store_path(partition))
+            self.standbys[partition] = Standby(self, partition, store)
+        standing_by = f", standing by for {sorted(spare)}" if spare else ""
+        log.info("%s: deciding partitions %s%s", self.name, sorted(mine), standing_by)
 
 
 class Tails(faust.Service):
@@ -220,7 +236,7 @@ class Tails(faust.Service):
     @faust.Service.task
     async def _tailing(self) -> None:
         consumer = await started_consumer(group_id=None, following=True, wait_ms=TAIL_WAIT_MS)
-        following: dict[TopicPartition, PartitionWriter] = {}
+        following: dict[TopicPartition, PartitionWriter | Standby] = {}
         try:
             while not self.should_stop:
                 try:
@@ -241,20 +257,58 @@ class Tails(faust.Service):
             await consumer.stop()
 
     def _follow(
-        self, consumer: AIOKafkaConsumer, following: dict[TopicPartition, PartitionWriter]
-    ) -> dict[TopicPartition, PartitionWriter]:
+        self,
+        consumer: AIOKafkaConsumer,
+        following: dict[TopicPartition, PartitionWriter | Standby],
+    ) -> dict[TopicPartition, PartitionWriter | Standby]:
         """Read the partitions whose writers have caught up, from where their stores end."""
-        live = {
+        live: dict[TopicPartition, PartitionWriter | Standby] = {
             TopicPartition(side.events_topic, p): w
             for side in self.sides
             for p, w in side.writers.items()
             if w.caught_up and not w.stopped
         }
+        live.update(
+            (TopicPartition(side.events_topic, p), standby)
+            for side in self.sides
+            for p, standby in side.standbys.items()
+        )
         if live != following:
             consumer.assign(list(live))
             for tp, writer in live.items():
                 consumer.seek(tp, writer.store.offset(tp.topic))
         return live
+
+
+class Standby:
+    """A partition this worker stands by for: its store folds the partition's events as
+    the tail reads them (from its own offset: an empty store from the log's start), so
+    that when the partition is assigned here its writer catches up with the tail only.
+    It decides nothing and serves nothing."""
+
+    def __init__(self, side: CommandSide, partition: int, store: PartitionStore) -> None:
+        self.side = side
+        self.partition = partition
+        self.store = store
+        self.stopped = False
+
+    async def fold_others(self, records: list[Any]) -> None:
+        if self.stopped:
+            return  # handed over or closed since the tail fetched these
+        topic = self.side.events_topic
+        new = [r for r in records if r.offset >= self.store.offset(topic)]
+        if new:
+            folded = self.side.fold.fold(new, self.store)
+            self.store.write(folded.rows, {topic: new[-1].offset + 1})
+
+    def hand_over(self) -> PartitionStore:
+        """The store, for the partition's writer: the tail folds no more into it here."""
+        self.stopped = True
+        return self.store
+
+    def stop(self) -> None:
+        self.stopped = True
+        self.store.close()
 
 
 class PartitionWriter:

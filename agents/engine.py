@@ -49,7 +49,7 @@ from app.metrics import EVENTS_PROCESSED, FOLD_BATCH_SECONDS, FOLD_LAG, STORES
 from app.settings import settings
 from app.stalls import stalls
 from models.tracing import trace_of
-from tables.owners import owned_partitions, partitions_in
+from tables.owners import owned_partitions, partitions_in, standby_partitions
 from tables.partition_store import PartitionStore
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,10 @@ class Reader(faust.Service):
     `single`: the topics have one partition, read where partition 0 is owned (a
     figure over everything: analytics windows, dead letters). `resumes_from_progress`:
     the reader keeps no rows (its outputs are its effect): an empty or stale store
-    resumes from its progress commit (see `_catch_up_with_progress`)."""
+    resumes from its progress commit (see `_catch_up_with_progress`). `stands_by`: it
+    also folds the partitions this worker stands by for (tables/owners.py) into their
+    stores, serving no reads from them and sending nothing, so that when one of them
+    is assigned here its store is already near the log's end."""
 
     kind: ClassVar[str] = "readers"
     """The data dir's folder of this kind of reader's stores."""
@@ -92,6 +95,7 @@ class Reader(faust.Service):
         resumes_from_progress: bool = False,
         max_batch: int | None = None,
         fetch_wait_ms: int | None = None,
+        stands_by: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -101,11 +105,14 @@ class Reader(faust.Service):
         self.resumes_from_progress = resumes_from_progress
         self.max_batch = max_batch or settings.fold_max_batch
         self.fetch_wait_ms = fetch_wait_ms
+        self.stands_by = stands_by and not single and not resumes_from_progress
         self.group = lag.progress_group(name)
         self.stores: dict[int, PartitionStore] = {}
         """Open stores by partition: those read here, kept open through a rebalance."""
         self.reading: set[int] = set()
         """The partitions read here now."""
+        self.standing_by: set[int] = set()
+        """The partitions folded here as a standby (not read: no reads served)."""
         self.caught_up: set[int] = set()
         """Partitions read here whose store reached the log's end once since their
         assignment: only those serve reads (before, a row could be missing, not absent)."""
@@ -134,16 +141,17 @@ class Reader(faust.Service):
         """Partitions read here that have not reached their log's end since assigned."""
         return sorted(self.reading - self.caught_up)
 
-    def progress(self) -> list[dict[str, Any]]:
-        """Per topic partition read here: the stored offset, the log end seen, the lag."""
+    def progress(self, standby: bool = False) -> list[dict[str, Any]]:
+        """Per topic partition read here (`standby`: stood by for): the stored offset, the
+        log end seen, the lag."""
         rows = []
-        for partition in sorted(self.reading):
+        for partition in sorted(self.standing_by if standby else self.reading):
             for topic in self.topics:
                 offset = self.stores[partition].offset(topic)
                 end = self._highwater(topic, partition)
                 lag = None if end is None else max(0, end - offset)
                 row = {"topic": topic, "partition": partition, "offset": offset, "end": end}
-                rows.append({**row, "lag": lag})
+                rows.append({**row, "lag": lag, "standby": standby})
         return rows
 
     # --- lifecycle ---------------------------------------------------------------
@@ -172,6 +180,7 @@ class Reader(faust.Service):
                 store.close()
             self.stores.clear()
             self.reading.clear()
+            self.standing_by.clear()
 
     def _mine(self, partitions: set[int]) -> set[int]:
         return partitions & {0} if self.single else partitions
@@ -193,17 +202,23 @@ class Reader(faust.Service):
 
     async def _on_assigned(self, sender: Any, assigned: set[TP], **kwargs: Any) -> None:
         mine = self._mine(owned_partitions())
+        spare = standby_partitions() - mine if self.stands_by else set()
         async with self._lock:
-            for partition in set(self.stores) - mine:
+            for partition in set(self.stores) - mine - spare:
                 self.stores.pop(partition).close()
-            for partition in mine - set(self.stores):
+            for partition in (mine | spare) - set(self.stores):
                 self.stores[partition] = store = PartitionStore(self.store_path(partition))
                 if self.resumes_from_progress and self._consumer is not None:
                     await self._catch_up_with_progress(self._consumer, store, partition)
-            self.reading = mine
+            self.reading, self.standing_by = mine, spare
             self.caught_up &= mine
             self._assign()
-        log.info("%s: reading partitions %s", self.name, sorted(mine), extra={"reader": self.name})
+        standing_by = f", standing by for {sorted(spare)}" if spare else ""
+        log.info(
+            "%s: reading partitions %s%s",
+            *(self.name, sorted(mine), standing_by),
+            extra={"reader": self.name},
+        )
 
     async def _catch_up_with_progress(
         self, consumer: AIOKafkaConsumer, store: PartitionStore, partition: int
@@ -238,7 +253,8 @@ class Reader(faust.Service):
         """Read exactly the partitions owned here, each from its stored position."""
         if self._consumer is None:
             return
-        tps = [TopicPartition(t, p) for p in sorted(self.reading) for t in self.topics]
+        folded = self.reading | self.standing_by
+        tps = [TopicPartition(t, p) for p in sorted(folded) for t in self.topics]
         self._consumer.assign(tps)
         for tp in tps:
             self._consumer.seek(tp, self.stores[tp.partition].offset(tp.topic))
@@ -306,7 +322,9 @@ class Reader(faust.Service):
     async def _handle_what_arrived(self, batches: dict[TopicPartition, list[Any]]) -> None:
         by_partition: dict[int, list[Any]] = {}
         for tp, records in batches.items():
-            if tp.partition not in self.reading or not records:
+            if not records or (
+                tp.partition not in self.reading and tp.partition not in self.standing_by
+            ):
                 continue  # revoked while it was fetched
             stored = self.stores[tp.partition].offset(tp.topic)
             if records[0].offset > stored:

@@ -78,7 +78,12 @@ class FoldRunner(Reader):
         **kwargs: Any,
     ) -> None:
         super().__init__(
-            fold.name, fold.events, single=single, resumes_from_progress=outputs_only, **kwargs
+            fold.name,
+            fold.events,
+            single=single,
+            resumes_from_progress=outputs_only,
+            stands_by=settings.standby_replicas > 0,
+            **kwargs,
         )
         self.fold = fold
         self._outputs: dict[str, TopicT] = {}
@@ -100,6 +105,9 @@ class FoldRunner(Reader):
 
     async def handle(self, partition: int, store: PartitionStore, records: list[Any]) -> None:
         folded = self.fold.fold(records, store)
+        if partition in self.standing_by:  # the owner sends and dead-letters: rows only
+            _write(store, folded.rows, {r.topic: r.offset + 1 for r in records})
+            return
         await faults.reached("fold-batch")
         await self._send(folded.outputs)
         for record, error in folded.failures:  # acked before the offset passes them

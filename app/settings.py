@@ -194,7 +194,11 @@ class Settings(EnvSettings):
         "partition)",
     )
     standby_replicas: int = _worker(
-        "SHOP_STANDBY_REPLICAS", 1, "faust standby replicas of tables", ge=0
+        "SHOP_STANDBY_REPLICAS",
+        1,
+        "workers besides its owner that keep a partition's read models and command-side "
+        "state folded (warm standbys: a takeover folds only the log's tail); 0: none",
+        ge=0,
     )
     processing_guarantee: Literal["at_least_once"] = _worker(
         "PROCESSING_GUARANTEE",

@@ -43,6 +43,15 @@ def owned_partitions() -> set[int]:
     return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic}
 
 
+def standby_partitions() -> set[int]:
+    """The partitions this worker stands by for: faust's assignor gives each partition
+    SHOP_STANDBY_REPLICAS workers besides its owner, this table's standby partitions. The
+    readers and command sides keep those stores folded (warm), so a takeover folds only
+    the tail of the log."""
+    topic = owners.changelog_topic.get_topic_name()
+    return {tp.partition for tp in app.assignor.assigned_standbys() if tp.topic == topic}
+
+
 def partitions_in(tps: set[Any]) -> set[int]:
     """The owners table's partitions among `tps` (a revocation's, say): the partitions
     whose readers and writers they concern."""

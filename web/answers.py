@@ -206,6 +206,8 @@ class LagReport(BaseModel):
     threshold: int
     degraded: bool
     readers: dict[str, list[dict[str, Any]]]
+    """Per reader, a row per topic partition it reads (`standby` false) or folds as a
+    standby (`standby` true): its stored offset, the log end seen, the lag."""
 
 
 class WindowSummary(BaseModel):

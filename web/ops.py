@@ -240,7 +240,10 @@ class LagView(View):
         body = report.as_dict()
         body["threshold"] = lag_monitor.threshold
         body["degraded"] = body["total"] > lag_monitor.threshold
-        body["readers"] = {name: reader.progress() for name, reader in READERS.items()}
+        body["readers"] = {
+            name: reader.progress() + reader.progress(standby=True)
+            for name, reader in READERS.items()
+        }
         return self.json(body)
 
 
