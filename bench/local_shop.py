@@ -240,8 +240,6 @@ class System:
             "SHOP_APP_ID": self.id,
             "SHOP_TOPIC_PREFIX": f"{self.id}.",
             "SHOP_PARTITIONS": str(partitions),
-            # tests and benches fold each partition once unless they ask for standbys
-            "SHOP_STANDBY_REPLICAS": os.environ.get("SHOP_STANDBY_REPLICAS", "0"),
             "PYTHONUNBUFFERED": "1",
             **env,
         }
