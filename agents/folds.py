@@ -103,6 +103,21 @@ class FoldRunner(Reader):
             raise NotHere(f"{self.fold.name} partition {partition} is catching up with its log")
         return store
 
+    def standby_for(self, key: str) -> tuple[PartitionStore, int]:
+        """The warm standby store holding `key` and the records it trails its log's end by;
+        NotHere if this worker does not stand by for the key's partition."""
+        partition = partition_of(key.encode())
+        store = self.stores.get(partition)
+        if store is None or partition not in self.standing_by:
+            raise NotHere(f"no standby of {self.fold.name} partition {partition} here")
+        lag = 0
+        for topic in self.topics:
+            end = self._highwater(topic, partition)
+            if end is None:
+                raise NotHere(f"the standby of {self.fold.name} partition {partition} is starting")
+            lag = max(lag, end - store.offset(topic))
+        return store, lag
+
     async def handle(self, partition: int, store: PartitionStore, records: list[Any]) -> None:
         folded = self.fold.fold(records, store)
         if partition in self.standing_by:  # the owner sends and dead-letters: rows only

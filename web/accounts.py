@@ -41,6 +41,7 @@ from web.http import (
 from web.operations import (
     IDEMPOTENCY_KEY,
     IF_MATCH,
+    MAX_STANDBY_LAG,
     MIN_VERSION,
     NOT_FOUND,
     Answer,
@@ -173,8 +174,8 @@ class AccountStateView(View):
     @operation(
         "Read an account",
         tag="accounts",
-        params=(ACCOUNT_ID, MIN_VERSION, AT_VERSION, AS_OF),
-        answers=read_answers(Answer(200, "The account.", AccountView), NOT_FOUND),
+        params=(ACCOUNT_ID, MIN_VERSION, AT_VERSION, AS_OF, MAX_STANDBY_LAG),
+        answers=read_answers(Answer(200, "The account.", AccountView), NOT_FOUND, standby=True),
     )
     @handles_errors
     @owner_route(routed_by_account, "account_id")
@@ -219,8 +220,10 @@ class AccountEventsView(View):
     @operation(
         "An account's events",
         tag="accounts",
-        params=(ACCOUNT_ID,),
-        answers=read_answers(Answer(200, "Every event, oldest first.", AccountEvents), NOT_FOUND),
+        params=(ACCOUNT_ID, MAX_STANDBY_LAG),
+        answers=read_answers(
+            Answer(200, "Every event, oldest first.", AccountEvents), NOT_FOUND, standby=True
+        ),
     )
     @handles_errors
     @owner_route(routed_by_account, "account_id")

@@ -13,6 +13,8 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
 from functools import wraps
 from typing import Any, TypeVar, cast
 
@@ -32,6 +34,7 @@ from models.ids import ID_PATTERN, MAX_VERSION
 from models.tracing import TRACEPARENT, Trace, parse_traceparent
 from tables.partition_store import PartitionStore
 from tables.state_fold import state_row
+from web.operations import MAX_STANDBY_LAG, STANDBY_LAG
 
 M = TypeVar("M", bound=BaseModel)
 Handler = Callable[..., Awaitable[Response]]
@@ -335,19 +338,41 @@ def owner_route(
                 check_id(source[param], param)
             if not serves_reads(app):
                 raise not_ready(RECOVERING)
+            bound = int_param(request, MAX_STANDBY_LAG.name, None, 0, MAX_VERSION)
             try:
                 try:
-                    return await routed(view, request, *args, **kwargs)
+                    answer = await routed(view, request, *args, **kwargs)
                 except TypeError:
                     # the producer has no metadata for the changelog yet: fetch, retry once
                     await fetch_metadata(app.producer, table.changelog_topic.get_topic_name())
-                    return await routed(view, request, *args, **kwargs)
+                    answer = await routed(view, request, *args, **kwargs)
             except (TimeoutError, KeyError, ConnectionError, ClientError) as error:
-                raise not_ready(f"the owner of this key is not reachable yet ({error!r})") from None
+                unreachable = not_ready(f"the owner of this key is not reachable yet ({error!r})")
+                if bound is None:
+                    raise unreachable from None
+                return await _from_standby(fun, bound, view, request, *args, **kwargs)
+            if bound is not None and answer.status == 503:  # the owner is not ready
+                return await _from_standby(fun, bound, view, request, *args, **kwargs)
+            return answer
 
         return wrapper
 
     return decorate
+
+
+async def _from_standby(
+    fun: Handler, bound: int, view: View, request: Request, *args: Any, **kwargs: Any
+) -> Response:
+    """The read answered here, from this worker's warm standby stores within `bound`;
+    503 if it has none, or none that close to the log's end."""
+    standby = StandbyRead(bound)
+    token = STANDBY_READ.set(standby)
+    try:
+        answer = await fun(view, request, *args, **kwargs)
+    finally:
+        STANDBY_READ.reset(token)
+    answer.headers[STANDBY_LAG] = str(standby.lag)
+    return answer
 
 
 def not_ready(reason: str) -> HttpError:
@@ -402,12 +427,40 @@ def min_version_param(request: Request) -> int | None:
     return int_param(request, "min_version", None, 0, MAX_VERSION)
 
 
+@dataclass
+class StandbyRead:
+    """A read the owner could not answer, answered here from a warm standby store."""
+
+    bound: int
+    """The most records the standby may trail the log's end by (`max_standby_lag`)."""
+    lag: int = 0
+    """The most any store the read used trailed by."""
+
+
+STANDBY_READ: ContextVar[StandbyRead | None] = ContextVar("standby_read", default=None)
+"""Set while a read is answered from the standbys (`owner_route`)."""
+
+
 def store_of(fold: FoldRunner, key: str) -> PartitionStore:
-    """The partition store of a batched fold that holds `key`; 503 if not open here yet."""
+    """The partition store of a batched fold that holds `key`; 503 if not open here yet.
+    In a standby read, this worker's warm standby of it, if within the read's bound."""
     try:
         return fold.store_for(key)
     except NotHere as error:
-        raise not_ready(str(error)) from None
+        standby = STANDBY_READ.get()
+        if standby is None:
+            raise not_ready(str(error)) from None
+        try:
+            store, lag = fold.standby_for(key)
+        except NotHere as not_here:
+            raise not_ready(f"{error}; {not_here}") from None
+        if lag > standby.bound:
+            raise not_ready(
+                f"{error}; its standby here trails the log by {lag} records, "
+                f"more than max_standby_lag={standby.bound}"
+            ) from None
+        standby.lag = max(standby.lag, lag)
+        return store
 
 
 class StateRows:

@@ -23,6 +23,7 @@ from web.http import (
 from web.operations import (
     IDEMPOTENCY_KEY,
     IF_MATCH,
+    MAX_STANDBY_LAG,
     MIN_VERSION,
     Answer,
     Link,
@@ -67,10 +68,11 @@ class StockView(View):
     @operation(
         "A product's stock",
         tag="products",
-        params=(SKU, MIN_VERSION),
+        params=(SKU, MIN_VERSION, MAX_STANDBY_LAG),
         answers=read_answers(
             Answer(200, "On hand, reserved by orders under way, available.", StockLevel),
             Answer(404, "The SKU was never stocked (`not_found`)."),
+            standby=True,
         ),
     )
     @handles_errors

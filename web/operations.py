@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel
@@ -139,10 +139,26 @@ MIN_VERSION = Param(
     "this version, else 503 `behind`.",
 )
 
+MAX_STANDBY_LAG = Param(
+    "max_standby_lag",
+    "query",
+    {"type": "integer", "minimum": 0, "maximum": 999_999_999_999},
+    "When the key's owner cannot answer (a worker down, its partitions changing hands), "
+    "answer from this worker's warm standby of the partition if it trails the log's end "
+    "by at most this many records (the `Shop-Standby-Lag` header says it did); unset: "
+    "503 `not_ready` instead.",
+)
+
 RETRY_AFTER = "Retry-After"
+STANDBY_LAG = "Shop-Standby-Lag"
 HEADERS: dict[str, dict[str, Any]] = {
     RETRY_AFTER: {
         "description": "Seconds to wait before retrying.",
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    },
+    STANDBY_LAG: {
+        "description": "Answered from a warm standby (`max_standby_lag`), which trailed the "
+        "log's end by this many records.",
         "schema": {"type": "string", "pattern": "^[0-9]+$"},
     },
     "WWW-Authenticate": {"description": "`Bearer`", "schema": {"type": "string"}},
@@ -204,7 +220,10 @@ def command_answers(
     return tuple(sorted(by_status.values(), key=lambda a: a.status))
 
 
-def read_answers(ok: Answer, *extra: Answer) -> tuple[Answer, ...]:
-    """What a read routed to the key's owner answers."""
+def read_answers(ok: Answer, *extra: Answer, standby: bool = False) -> tuple[Answer, ...]:
+    """What a read routed to the key's owner answers (`standby`: one that may be answered
+    from a warm standby, MAX_STANDBY_LAG)."""
+    if standby:
+        ok = replace(ok, headers=(*ok.headers, STANDBY_LAG))
     by_status = {a.status: a for a in (ok, INVALID, NOT_READY, *extra)}
     return tuple(sorted(by_status.values(), key=lambda a: a.status))

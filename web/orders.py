@@ -52,6 +52,7 @@ from web.operations import (
     ID_SCHEMA,
     IDEMPOTENCY_KEY,
     IF_MATCH,
+    MAX_STANDBY_LAG,
     MIN_VERSION,
     NOT_FOUND,
     RETRY_AFTER,
@@ -192,8 +193,8 @@ class OrderView(View):
     @operation(
         "Read an order",
         tag="orders",
-        params=(ORDER_ID, MIN_VERSION),
-        answers=read_answers(Answer(200, "The order.", Order), NOT_FOUND),
+        params=(ORDER_ID, MIN_VERSION, MAX_STANDBY_LAG),
+        answers=read_answers(Answer(200, "The order.", Order), NOT_FOUND, standby=True),
     )
     @handles_errors
     @owner_route(routed, "order_id")
@@ -210,10 +211,11 @@ class TimelineView(View):
     @operation(
         "An order's saga steps",
         tag="orders",
-        params=(ORDER_ID,),
+        params=(ORDER_ID, MAX_STANDBY_LAG),
         answers=read_answers(
             Answer(200, "Every event of the order's saga, in time order.", OrderTimeline),
             NOT_FOUND,
+            standby=True,
         ),
     )
     @handles_errors

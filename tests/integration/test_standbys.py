@@ -4,11 +4,12 @@ stores folded, so the takeover folds the log's tail only.
 Two workers with SHOP_STANDBY_REPLICAS=1 (the default): each stands by for the
 other's partitions. Accounts with deposits are written to w2's partitions; w1's
 standby stores of them reach the log's end (`/ops/lag`, `standby` rows) while w2
-owns them. w2 is SIGKILLed and stays down: after the session timeout w1 owns every
-partition, its command sides fold none of w2's partitions from the start (their
-catch-up log lines would say so), and it answers reads and commands of those
-accounts. About 40 s: two workers start, and the group waits out the 10 s session
-timeout of the dead one.
+owns them. w2 is SIGKILLed and stays down: until the session timeout, w1 answers a
+read of its partitions that allows it (`max_standby_lag`) from the standby, and 503
+to one that does not; then w1 owns every partition, its command sides fold none of
+w2's partitions from the start (their catch-up log lines would say so), and it
+answers reads and commands of those accounts. About 20 s: two workers start, and the
+group waits out the 10 s session timeout of the dead one.
 """
 
 from __future__ import annotations
@@ -68,6 +69,19 @@ def test_a_worker_killed_for_good_is_replaced_from_warm_standbys(
         assert re.search(r"account-commands: deciding partitions .*standing by for", w1.tail(400))
 
         w2.kill(signal.SIGKILL)
+        # until the group gives w1 the dead worker's partitions (the session timeout), a
+        # read w1 cannot route is answered from its standby when the client allows it
+        account = next(iter(accounts.values()))
+        refused = httpx.get(f"{w1.url}/accounts/{account}", timeout=10.0)
+        from_standby = httpx.get(
+            f"{w1.url}/accounts/{account}", params={"max_standby_lag": 0}, timeout=10.0
+        )
+        assert owned(w1) != list(range(PARTITIONS)), "taken over already: nothing was shown"
+        assert refused.status_code == 503, refused.text
+        assert from_standby.status_code == 200, from_standby.text
+        assert from_standby.json()["balance"] == "6.00"
+        assert from_standby.headers["Shop-Standby-Lag"] == "0"
+
         eventually(lambda: owned(w1) == list(range(PARTITIONS)), timeout=90)
 
         def read(account: str) -> dict[str, Any] | None:
