@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import signal
 import threading
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -37,6 +37,18 @@ def owned(worker: Worker) -> list[int] | None:
     return list(response.json()["partitions"]) if response.status_code == 200 else None
 
 
+def split(w1: Worker, w2: Worker) -> tuple[list[int], list[int]]:
+    """The partitions each of two ready workers owns, once they own them all between them."""
+
+    def settled() -> tuple[list[int], list[int]] | None:
+        a, b = owned(w1), owned(w2)
+        if a and b and sorted(a + b) == list(range(PARTITIONS)):
+            return a, b
+        return None
+
+    return cast(tuple[list[int], list[int]], eventually(settled, timeout=120))
+
+
 def rebalances(worker: Worker) -> float:
     text = httpx.get(f"{worker.url}/metrics", timeout=5.0).text
     found = re.search(r"^shop_rebalances_total (\S+)$", text, re.MULTILINE)
@@ -51,14 +63,7 @@ def test_a_worker_restarted_under_its_name_moves_no_partition(
     try:
         w1 = system.worker().wait_ready(timeout=240)
         w2 = system.worker().wait_ready(timeout=240)
-
-        def settled() -> tuple[list[int], list[int]] | None:
-            a, b = owned(w1), owned(w2)
-            if a and b and sorted(a + b) == list(range(PARTITIONS)):
-                return a, b
-            return None
-
-        before_1, before_2 = eventually(settled, timeout=120)
+        before_1, before_2 = split(w1, w2)
         api = httpx.Client(base_url=w1.url, timeout=60.0)
         accounts = {p: key_in_partition(p) for p in before_2}  # each in a partition of w2
         for partition, account in accounts.items():

@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from agents.engine import key_in_partition
-from tests.integration.test_failover import PARTITIONS, owned
+from tests.integration.test_failover import PARTITIONS, owned, split
 from tests.integration.test_startup import eventually, post
 from tests.system import System, Worker
 
@@ -43,14 +43,7 @@ def test_a_worker_killed_for_good_is_replaced_from_warm_standbys(
     try:
         w1 = system.worker().wait_ready(timeout=240)
         w2 = system.worker().wait_ready(timeout=240)
-
-        def settled() -> tuple[list[int], list[int]] | None:
-            a, b = owned(w1), owned(w2)
-            if a and b and sorted(a + b) == list(range(PARTITIONS)):
-                return a, b
-            return None
-
-        _, theirs = eventually(settled, timeout=120)
+        _, theirs = split(w1, w2)
         api = httpx.Client(base_url=w1.url, timeout=60.0)
         accounts = {p: key_in_partition(p) for p in theirs}
         for partition, account in accounts.items():
