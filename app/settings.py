@@ -195,9 +195,10 @@ class Settings(EnvSettings):
     )
     standby_replicas: int = _worker(
         "SHOP_STANDBY_REPLICAS",
-        1,
+        0,
         "workers besides its owner that keep a partition's read models and command-side "
-        "state folded (warm standbys: a takeover folds only the log's tail); 0: none",
+        "state folded (warm standbys: a takeover folds only the log's tail, reads may be "
+        "answered from them); each folds every event once more",
         ge=0,
     )
     processing_guarantee: Literal["at_least_once"] = _worker(

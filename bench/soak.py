@@ -378,7 +378,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=5.0, help="operations/s (default 5)")
     parser.add_argument("--accounts", type=int, default=200, help="customers (default 200)")
     parser.add_argument("--workers", type=int, default=3, help="faust workers (default 3)")
-    parser.add_argument("--standby-replicas", type=int, default=1, help="per table (default 1)")
+    parser.add_argument(
+        "--standby-replicas",
+        type=int,
+        default=1,
+        help="warm standbys of each partition (default 1)",
+    )
     parser.add_argument("--broker-down", type=float, default=30.0, help="seconds (default 30)")
     parser.add_argument("--worker-down", type=float, default=5.0, help="seconds (default 5)")
     parser.add_argument("--drain", type=float, default=180.0, help="seconds for orders to end")
