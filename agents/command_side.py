@@ -268,11 +268,13 @@ class Tails(faust.Service):
             for p, w in side.writers.items()
             if w.caught_up and not w.stopped
         }
-        live.update(
-            (TopicPartition(side.events_topic, p), standby)
-            for side in self.sides
-            for p, standby in side.standbys.items()
-        )
+        if len(live) == sum(len(side.writers) for side in self.sides):
+            # every writer caught up: the standbys next (a start is not slowed by them)
+            live.update(
+                (TopicPartition(side.events_topic, p), standby)
+                for side in self.sides
+                for p, standby in side.standbys.items()
+            )
         if live != following:
             consumer.assign(list(live))
             for tp, writer in live.items():

@@ -119,6 +119,8 @@ class Reader(faust.Service):
         self._lock = asyncio.Lock()
         """Held by a fetch's batches, a revocation, an assignment and a rebuild's switch."""
         self._revoking = False
+        self._standing_by_read = False
+        """Whether the standby partitions are among those read (after the owned ones)."""
         self._consumer: AIOKafkaConsumer | None = None
         self._reported: dict[TopicPartition, int] = {}
         self._last_report = 0.0
@@ -250,10 +252,14 @@ class Reader(faust.Service):
             )
 
     def _assign(self) -> None:
-        """Read exactly the partitions owned here, each from its stored position."""
+        """Read exactly the partitions owned here, each from its stored position, and
+        once they have all reached their log's end, those it stands by for."""
         if self._consumer is None:
             return
-        folded = self.reading | self.standing_by
+        folded = set(self.reading)
+        self._standing_by_read = self.reading <= self.caught_up
+        if self._standing_by_read:  # what it serves first: a start is not slowed by standbys
+            folded |= self.standing_by
         tps = [TopicPartition(t, p) for p in sorted(folded) for t in self.topics]
         self._consumer.assign(tps)
         for tp in tps:
@@ -282,6 +288,10 @@ class Reader(faust.Service):
                 failures = 0
                 stalls.cleared(self.name)
                 self._note_caught_up()
+                if self.standing_by and not self._standing_by_read:
+                    async with self._lock:
+                        if self.reading <= self.caught_up:
+                            self._assign()
                 await self._report()
             except SYSTEM as error:
                 failures += 1
@@ -421,9 +431,10 @@ class Reader(faust.Service):
             )
 
     def _highwater(self, topic: str, partition: int) -> int | None:
-        if self._consumer is None:
-            return None
-        return self._consumer.highwater(TopicPartition(topic, partition))
+        tp = TopicPartition(topic, partition)
+        if self._consumer is None or tp not in self._consumer.assignment():
+            return None  # not read now (a standby waiting for the owned partitions)
+        return self._consumer.highwater(tp)
 
 
 MAX_LINKS = 32

@@ -40,6 +40,8 @@ class Consumer:
         self.fetched: asyncio.Queue[dict[TopicPartition, list[Any]]] = asyncio.Queue()
         self.fetching = asyncio.Event()
         self.stopped = False
+        self.assigned: list[TopicPartition] = []
+        self.ends: dict[TopicPartition, int] = {}
 
     async def getmany(self, timeout_ms: int, max_records: int) -> dict[TopicPartition, list[Any]]:
         self.fetching.set()
@@ -48,8 +50,17 @@ class Consumer:
     async def beginning_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
         return {tp: self.log_start for tp in tps}
 
+    def assign(self, tps: list[TopicPartition]) -> None:
+        self.assigned = list(tps)
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        pass
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.assigned)
+
     def highwater(self, tp: TopicPartition) -> int | None:
-        return None
+        return self.ends.get(tp)
 
     async def commit(self, offsets: Any) -> None:
         pass
@@ -121,3 +132,20 @@ async def test_a_partition_revoked_while_fetched_is_not_handed_over(reader: Reco
     reader.reading = set()
     await reader._handle_what_arrived({TP: at(5, 6)})
     assert reader.handled == []
+
+
+async def test_standby_partitions_are_read_once_the_owned_ones_reached_their_end(
+    reader: Recording,
+) -> None:
+    # a worker starting on an empty disk folds what it serves first
+    consumer = reader._consumer = Consumer()
+    reader.stores[6] = Store(0)  # type: ignore[assignment]
+    reader.standing_by = {6}
+    reader._assign()
+    assert consumer.assigned == [TP]
+    assert reader.progress(standby=True)[0]["end"] is None  # not read: no end known
+    consumer.ends[TP] = 5  # the owned partition's store is at 5: at its end
+    reader._note_caught_up()
+    assert reader.caught_up == {3}
+    reader._assign()
+    assert consumer.assigned == [TP, TopicPartition(TOPIC, 6)]
