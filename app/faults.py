@@ -10,7 +10,7 @@ a lucky moment. `SHOP_FAULT` names the points and what happens there:
     fail:S      the point raises KafkaConnectionError for S seconds (a system error)
     @N          at the N-th time the point is reached (default: the first)
 
-Points on the write path (agents/command_side.py): `decided` (a batch decided
+Points on the write path (agents/partition_writer.py): `decided` (a batch decided
 in memory, nothing appended), `append-mid-batch` (the first command's events
 handed to the producer, the others not yet), `append-unacked` (every event of
 the batch handed to the producer, none acknowledged yet), `appended` (all

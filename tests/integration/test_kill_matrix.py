@@ -1,7 +1,7 @@
 """The write path's kill matrix: SIGKILL a worker at each named point, check against the log.
 
 Two workers run the saga; multi-line orders from several customers flow while
-the victim dies at one fault point of the write path (agents/command_side.py):
+the victim dies at one fault point of the write path (agents/partition_writer.py):
 a batch decided but not appended (`decided`), half a batch handed to the
 producer (`append-mid-batch`), a batch handed over but not acknowledged
 (`append-unacked`), acknowledged but neither folded nor answered (`appended`),
