@@ -30,7 +30,6 @@ from app.command_bus import command_bus
 from app.kafka_clients import started_consumer
 from app.main import app
 from app.metrics import STORES
-from app.settings import settings
 from domain.decider import Decider
 from models.envelope import CommandEnvelope, CommandResult
 from models.tracing import Trace
@@ -129,7 +128,7 @@ class CommandSide(faust.Service):
 
     async def _on_assigned(self, sender: Any, assigned: set[TP], **kwargs: Any) -> None:
         mine = owned_partitions()
-        spare = standby_partitions() - mine if settings.standby_replicas > 0 else set()
+        spare = standby_partitions() - mine  # none unless SHOP_STANDBY_REPLICAS
         for partition in set(self.writers) - mine:
             await self.writers.pop(partition).stop()
         for partition in set(self.standbys) - spare:

@@ -78,10 +78,11 @@ class Reader(faust.Service):
     `single`: the topics have one partition, read where partition 0 is owned (a
     figure over everything: analytics windows, dead letters). `resumes_from_progress`:
     the reader keeps no rows (its outputs are its effect): an empty or stale store
-    resumes from its progress commit (see `_catch_up_with_progress`). `stands_by`: it
-    also folds the partitions this worker stands by for (tables/owners.py) into their
-    stores, serving no reads from them and sending nothing, so that when one of them
-    is assigned here its store is already near the log's end."""
+    resumes from its progress commit (see `_catch_up_with_progress`). Any other reader
+    (`stands_by`) also folds the partitions this worker stands by for (tables/owners.py:
+    none unless SHOP_STANDBY_REPLICAS) into their stores, serving no reads from them and
+    sending nothing, so that when one of them is assigned here its store is already near
+    the log's end."""
 
     kind: ClassVar[str] = "readers"
     """The data dir's folder of this kind of reader's stores."""
@@ -95,7 +96,6 @@ class Reader(faust.Service):
         resumes_from_progress: bool = False,
         max_batch: int | None = None,
         fetch_wait_ms: int | None = None,
-        stands_by: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -105,7 +105,7 @@ class Reader(faust.Service):
         self.resumes_from_progress = resumes_from_progress
         self.max_batch = max_batch or settings.fold_max_batch
         self.fetch_wait_ms = fetch_wait_ms
-        self.stands_by = stands_by and not single and not resumes_from_progress
+        self.stands_by = not single and not resumes_from_progress
         self.group = lag.progress_group(name)
         self.stores: dict[int, PartitionStore] = {}
         """Open stores by partition: those read here, kept open through a rebalance."""

@@ -82,7 +82,6 @@ class FoldRunner(Reader):
             fold.events,
             single=single,
             resumes_from_progress=outputs_only,
-            stands_by=settings.standby_replicas > 0,
             **kwargs,
         )
         self.fold = fold

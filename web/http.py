@@ -347,9 +347,10 @@ def owner_route(
                     await fetch_metadata(app.producer, table.changelog_topic.get_topic_name())
                     answer = await routed(view, request, *args, **kwargs)
             except (TimeoutError, KeyError, ConnectionError, ClientError) as error:
-                unreachable = not_ready(f"the owner of this key is not reachable yet ({error!r})")
                 if bound is None:
-                    raise unreachable from None
+                    raise not_ready(
+                        f"the owner of this key is not reachable yet ({error!r})"
+                    ) from None
                 return await _from_standby(fun, bound, view, request, *args, **kwargs)
             if bound is not None and answer.status == 503:  # the owner is not ready
                 return await _from_standby(fun, bound, view, request, *args, **kwargs)
