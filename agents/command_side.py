@@ -20,13 +20,14 @@ from pathlib import Path
 from typing import Any, cast
 
 import faust
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from faust.types import TP, TopicT
 
 from agents.dead_letters import SYSTEM
 from agents.engine import partition_of
 from agents.partition_writer import NotOwner, PartitionWriter, Watcher
 from app.command_bus import command_bus
+from app.faust_clients import kafka_producer
 from app.kafka_clients import started_consumer
 from app.main import app
 from app.metrics import STORES
@@ -79,6 +80,10 @@ class CommandSide(faust.Service):
         STORES[self.name] = lambda: {p: w.store for p, w in self.writers.items()}
         app.on_partitions_revoked.connect(cast(Any, self._on_revoked))
         app.on_partitions_assigned.connect(cast(Any, self._on_assigned))
+
+    def producer(self) -> AIOKafkaProducer:
+        """What the writers append with (app/record_batches.py)."""
+        return kafka_producer(app.producer)
 
     def store_path(self, partition: int) -> Path:
         return Path(app.conf.datadir) / "commands" / self.decider.aggregate_type / f"p{partition}"

@@ -46,6 +46,7 @@ from app import faults, tracing
 from app.kafka_clients import started_consumer
 from app.logs import LOG_CONTEXT
 from app.metrics import COMMAND_BATCH_SIZE, EVENTS_PROCESSED
+from app.record_batches import Record, pack, send_record_batch
 from app.settings import settings
 from app.stalls import stalls
 from models.envelope import CommandEnvelope, CommandResult, EventEnvelope, utc_now
@@ -283,27 +284,39 @@ class PartitionWriter:
                     span = spans.start(f"append {self.side.events_topic}", parent)
                     appending.append(span)
                     traces[append.command.command_id] = span.traceparent
+        groups = []  # each command's events: one record batch holds them all
+        for append in appends:
+            headers = headers_for(
+                append.command, append.fingerprint, traces.get(append.command.command_id)
+            )
+            groups.append(
+                [
+                    Record(event.aggregate_id.encode(), event.model_dump_json().encode(), headers)
+                    for event in append.result.events
+                ]
+            )
+        producer = self.side.producer()
+        timestamp = int(time.time() * 1000)
         sent = []
-        for number, append in enumerate(appends):
+        for number, records in enumerate(pack(groups, settings.command_append_max_bytes)):
             if number == 1:
                 await faults.reached("append-mid-batch")
-            trace = traces.get(append.command.command_id)
-            headers = headers_for(append.command, append.fingerprint, trace)
-            for event in append.result.events:
-                value = event.model_dump_json().encode()
-                key = event.aggregate_id.encode()
-                future = await self.side.events.send(
-                    key=key, value=value, partition=self.partition, headers=headers
-                )
-                sent.append((future, key, value, headers))
+            future = await send_record_batch(
+                producer, self.side.events_topic, self.partition, records, timestamp
+            )
+            sent.append((future, records))
         await faults.reached("append-unacked")
-        landed = await asyncio.gather(*(future for future, *_ in sent))
+        landed = await asyncio.gather(*(future for future, _ in sent))
         if appending is not None:
             for span in appending:
                 span.end()
         await faults.reached("appended")
         start = self.store.offset(self.side.events_topic)
-        offsets = [metadata.offset for metadata in landed]
+        offsets = [
+            metadata.offset + n
+            for metadata, (_, records) in zip(landed, sent, strict=True)
+            for n in range(len(records))
+        ]
         if offsets != list(range(start, start + len(offsets))):
             log.warning(
                 "%s: partition %d has another writer (appended at %d, folded to %d): "
@@ -318,19 +331,20 @@ class PartitionWriter:
                 recorded(self.store, a.command.aggregate_id, a.command.command_id) is not None
                 for a in appends
             )
-        records = [
+        appended = [
             AppendedRecord(
                 self.side.events_topic,
                 self.partition,
-                metadata.offset,
-                key,
-                value,
-                int(metadata.timestamp or 0),
-                headers,
+                metadata.offset + n,
+                record.key,
+                record.value,
+                timestamp if metadata.timestamp in (None, -1) else int(metadata.timestamp),
+                record.headers,
             )
-            for metadata, (_, key, value, headers) in zip(landed, sent, strict=True)
+            for metadata, (_, batch) in zip(landed, sent, strict=True)
+            for n, record in enumerate(batch)
         ]
-        self._fold(records, offsets[-1] + 1)
+        self._fold(appended, offsets[-1] + 1)
         return True
 
     def _fold(self, records: list[Any], next_offset: int) -> None:

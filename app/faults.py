@@ -11,8 +11,9 @@ a lucky moment. `SHOP_FAULT` names the points and what happens there:
     @N          at the N-th time the point is reached (default: the first)
 
 Points on the write path (agents/partition_writer.py): `decided` (a batch decided
-in memory, nothing appended), `append-mid-batch` (the first command's events
-handed to the producer, the others not yet), `append-unacked` (every event of
+in memory, nothing appended), `append-mid-batch` (the batch's first record batch
+handed to the producer, the others not yet: a batch larger than
+COMMAND_APPEND_MAX_BYTES; each holds whole commands), `append-unacked` (every event of
 the batch handed to the producer, none acknowledged yet), `appended` (all
 acknowledged, not yet folded into the store nor answered), `tail-fold` (a
 command side's tail has read events another producer appended, not yet folded

@@ -3,7 +3,8 @@ reaches faust's and aiokafka's private API. (faust's consumer carries no data he
 every reader of the log runs on the engine, agents/engine.py, with plain aiokafka
 consumers.)
 
-The producer keeps aiokafka's metadata on every topic it writes to, and is idempotent.
+The producer keeps aiokafka's metadata on every topic it writes to, and is idempotent;
+its record batches can be built whole (app/record_batches.py).
 
 aiokafka 0.14's client starts by tracking ALL topics (an empty topic set) and
 `_wait_on_metadata` adds a topic to that set only when it is not known yet.
@@ -29,6 +30,7 @@ from typing import Any
 
 import aiokafka
 from aiokafka.client import AIOKafkaClient
+from aiokafka.producer.message_accumulator import BatchBuilder
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer, Producer
 
 
@@ -87,3 +89,18 @@ async def fetch_metadata(producer: Any, topic: str) -> None:
     """Load `topic`'s partitions into faust's producer (its aiokafka producer is private
     to faust: reached here, in the one module that knows it)."""
     await producer._ensure_producer().partitions_for(topic)
+
+
+def kafka_producer(producer: Any) -> aiokafka.AIOKafkaProducer:
+    """The aiokafka producer inside faust's producer service (for what faust does not
+    send: whole record batches, app/record_batches.py)."""
+    kafka: aiokafka.AIOKafkaProducer = producer._ensure_producer()
+    return kafka
+
+
+def record_batch_builder(producer: aiokafka.AIOKafkaProducer, size: int) -> BatchBuilder:
+    """A record batch builder that takes `size` bytes (`create_batch` stops at the
+    producer's batch size), compressed as the producer compresses. Its records are
+    bytes already: no serializers."""
+    accumulator: Any = producer._message_accumulator
+    return BatchBuilder(size, accumulator._compression_type)

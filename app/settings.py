@@ -254,6 +254,13 @@ class Settings(EnvSettings):
         "most commands one partition's writer decides and appends together",
         ge=1,
     )
+    command_append_max_bytes: int = _commands(
+        "COMMAND_APPEND_MAX_BYTES",
+        1_000_000,
+        "most bytes of one record batch a writer appends (a command's events are never "
+        "split: a larger command goes alone); at most the brokers' message.max.bytes",
+        ge=1,
+    )
 
     # Saga
     saga_max_open_orders: int = _saga(

@@ -2,8 +2,9 @@
 
 Two workers run the saga; multi-line orders from several customers flow while
 the victim dies at one fault point of the write path (agents/partition_writer.py):
-a batch decided but not appended (`decided`), half a batch handed to the
-producer (`append-mid-batch`), a batch handed over but not acknowledged
+a batch decided but not appended (`decided`), the first of a batch's record batches
+handed to the producer (`append-mid-batch`, each command a record batch of its own
+there), a batch handed over but not acknowledged
 (`append-unacked`), acknowledged but neither folded nor answered (`appended`),
 between the commands of a fan-out (`dispatch@2`), with a saga command decided on
 this worker and its answer not yet taken here (`answer-here`); and at each point
@@ -167,8 +168,11 @@ def test_a_kill_on_the_write_path_loses_and_repeats_nothing(
         victim.stop()  # armed for the orders only
         name, _, hit = point.partition("@")
         system.env["SHOP_FAULT"] = f"{name}:kill@{hit or 2}"
+        if name == "append-mid-batch":  # every command a record batch of its own
+            system.env["COMMAND_APPEND_MAX_BYTES"] = "1"
         victim.start()
         system.env.pop("SHOP_FAULT")
+        system.env.pop("COMMAND_APPEND_MAX_BYTES", None)
         victim.wait_ready(timeout=240)
         bodies = orders()
         asyncio.run(place_all([survivor, victim], bodies))
