@@ -6,11 +6,13 @@ worker owns): append first, fold the rest from the log. A writer:
    every event, whoever appended it;
 2. takes the commands that have arrived (from the command topic's agent and
    from this worker's own HTTP requests), decides them in order against that
-   fold (`decide_batch`), appends every accepted command's events in one go
-   (acks=all) and waits once: group commit, so latency stays near one round
-   trip while throughput grows with load;
-3. folds what it appended into the store with the offsets Kafka gave, in one
-   RocksDB write, then answers.
+   fold (`decide_batch`), appends every accepted command's events in one go,
+   each command's in one record batch (app/record_batches.py), acks=all, and
+   waits once: group commit, so latency stays near one round trip while
+   throughput grows with load;
+3. writes what folding its appends would write (the states it decided, each
+   command's events: `appended_rows`) with the offset after them, in one RocksDB
+   write, then answers.
 
 What other producers append (older code, imports) is folded as it arrives by the
 command sides' tail (agents/command_side.py `Tails`: `fold_others`), so their events
@@ -53,8 +55,9 @@ from models.envelope import CommandEnvelope, CommandResult, EventEnvelope, utc_n
 from models.tracing import Trace, trace_id_of
 from tables.command_log import (
     Answered,
-    Append,
     CommandKey,
+    Decided,
+    appended_rows,
     decide_batch,
     headers_for,
     recorded,
@@ -85,19 +88,6 @@ class Watcher(Protocol):
 class NotOwner(ConnectionError):
     """This worker does not decide the partition's commands (now): a system error, so an
     agent holds the message, and gives it up once the partition has moved."""
-
-
-@dataclass(frozen=True)
-class AppendedRecord:
-    """A record this writer appended, as a fold reads it (ConsumerRecord's fields)."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes
-    timestamp: int
-    headers: list[tuple[str, bytes]]
 
 
 @dataclass
@@ -211,7 +201,7 @@ class PartitionWriter:
             if not decided.appends:
                 break
             await faults.reached("decided")
-            if await self._append(decided.appends, traces):
+            if await self._append(decided, traces):
                 break
         else:
             raise NotOwner(f"{self.side.name}: partition {self.partition} has another writer")
@@ -271,9 +261,10 @@ class PartitionWriter:
                 },
             )
 
-    async def _append(self, appends: list[Append], traces: dict[str, bytes]) -> bool:
+    async def _append(self, decided: Decided, traces: dict[str, bytes]) -> bool:
         """Append the batch's events, each with its command's trace; True if they all
         landed where this fold ended."""
+        appends = decided.appends
         spans = tracing.SPANS
         appending = None
         if spans is not None:  # an `append` span in each traced command's trace
@@ -331,20 +322,10 @@ class PartitionWriter:
                 recorded(self.store, a.command.aggregate_id, a.command.command_id) is not None
                 for a in appends
             )
-        appended = [
-            AppendedRecord(
-                self.side.events_topic,
-                self.partition,
-                metadata.offset + n,
-                record.key,
-                record.value,
-                timestamp if metadata.timestamp in (None, -1) else int(metadata.timestamp),
-                record.headers,
-            )
-            for metadata, (_, batch) in zip(landed, sent, strict=True)
-            for n, record in enumerate(batch)
-        ]
-        self._fold(appended, offsets[-1] + 1)
+        # what folding these records would write, from the decision: no decoding again
+        rows = appended_rows(decided, [[r.value for r in group] for group in groups])
+        self.store.write(rows, {self.side.events_topic: offsets[-1] + 1})
+        EVENTS_PROCESSED.labels(agent=self.side.name).inc(len(offsets))
         return True
 
     def _fold(self, records: list[Any], next_offset: int) -> None:

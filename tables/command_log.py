@@ -166,6 +166,22 @@ class Decided:
     answers: list[CommandResult] = field(default_factory=list)
     appends: list[Append] = field(default_factory=list)
     rejections: dict[CommandKey, Answered] = field(default_factory=dict)
+    states: dict[str, BaseModel] = field(default_factory=dict)
+    """Each aggregate the appends change, in the state they leave it."""
+
+
+def appended_rows(decided: Decided, values: Sequence[Sequence[bytes]]) -> dict[bytes, bytes]:
+    """The rows CommandLogFold writes when it folds the batch's appends (`values`: each
+    append's events as appended), taken from the decision itself: folding them again
+    would decode each event and each state the decision has just made. Only for appends
+    that landed right after the stored offset (nothing else between)."""
+    rows = {
+        state_key(key): state.model_dump_json().encode() for key, state in decided.states.items()
+    }
+    for append, raws in zip(decided.appends, values, strict=True):
+        row = command_key(append.command.aggregate_id, append.command.command_id)
+        rows[row] = b"\n".join([append.fingerprint.encode(), *raws])
+    return rows
 
 
 def decide_batch(
@@ -198,7 +214,7 @@ def decide_batch(
                 result, after = decider.execute(command, state, now)
                 first[key] = (request_print, result)
                 if result.events:
-                    states[command.aggregate_id] = after
+                    states[command.aggregate_id] = decided.states[command.aggregate_id] = after
                     decided.appends.append(Append(command, request_print, result))
                 else:
                     decided.rejections[key] = first[key]

@@ -7,13 +7,20 @@ store is a dict, and the fold is the one the worker runs.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from domain.accounts import ACCOUNTS
+from domain.decider import Decider
+from domain.inventory import RESERVATIONS
 from models.envelope import CommandEnvelope, CommandResult
 from tables.command_log import (
     CommandLogFold,
     Decided,
+    appended_rows,
     decide_batch,
     headers_for,
     load_state,
@@ -41,18 +48,24 @@ class Headed:
 class Log:
     """One partition of the event topic and the command side's fold of it."""
 
-    def __init__(self) -> None:
+    def __init__(self, decider: Decider[Any, Any, Any] = ACCOUNTS) -> None:
+        self.decider = decider
         self.records: list[Headed] = []
         self.rows = Rows()
-        self.fold = CommandLogFold("account-commands", "accounts.events", ACCOUNTS)
+        self.fold = CommandLogFold("commands", "events", decider)
 
     def decide(self, *commands: CommandEnvelope, **kwargs: Any) -> Decided:
-        """Decide a batch, append what it accepted, fold it: one writer's round."""
-        decided = decide_batch(ACCOUNTS, commands, self.rows, NOW, **kwargs)
-        for append in decided.appends:
-            for event in append.result.events:
-                raw = event.model_dump_json().encode()
+        """Decide a batch, append what it accepted, fold it: one writer's round. The
+        writer writes `appended_rows` instead of folding its own appends: they must be
+        the rows the fold writes."""
+        decided = decide_batch(self.decider, commands, self.rows, NOW, **kwargs)
+        written = Rows(self.rows)
+        values = [[e.model_dump_json().encode() for e in a.result.events] for a in decided.appends]
+        written.update(appended_rows(decided, values))
+        for append, raws in zip(decided.appends, values, strict=True):
+            for raw in raws:
                 self.append(raw, headers_for(append.command, append.fingerprint))
+        assert written == self.rows
         return decided
 
     def append(self, raw: bytes, headers: list[tuple[str, bytes]]) -> None:
@@ -167,3 +180,45 @@ def test_of_two_writers_the_first_record_of_a_version_wins_and_the_loser_decides
     assert balance(log) == "10.00"
     again: CommandResult = log.decide(deposit(3, "5.00")).answers[0]  # on the log's state
     assert again.version == 3 and balance(log) == "15.00"
+
+
+def reserve(n: int, kind: str, payload: dict[str, Any]) -> CommandEnvelope:
+    return command(n, kind, payload, "order-1")
+
+
+def test_a_command_of_several_events_is_recorded_whole_from_the_decision() -> None:
+    log = Log(RESERVATIONS)
+    log.decide(
+        reserve(1, "NoteOrder", {"lines": {"A": 2, "B": 1}}),
+        reserve(2, "StartReservation", {}),
+        reserve(3, "RecordLine", {"sku": "A", "accepted": True}),
+    )
+    last = log.decide(reserve(4, "RecordLine", {"sku": "B", "accepted": True}))
+    assert [e.event_type for e in last.answers[0].events] == ["LineReserved", "InventoryReserved"]
+    known = recorded(log.rows, "order-1", "c4")
+    assert known is not None and len(known.events) == 2
+
+
+amounts = st.decimals(min_value=Decimal("0.01"), max_value=Decimal("1000"), places=2).map(
+    lambda d: format(d.normalize(), "f")  # "10", "10.5", "0.01": exponents of every kind
+)
+steps = st.lists(
+    st.tuples(st.sampled_from(["DepositMoney", "WithdrawMoney"]), amounts, st.integers(0, 2)),
+    min_size=1,
+    max_size=30,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(steps=steps, batch=st.integers(1, 7))
+def test_the_rows_of_a_decision_are_the_rows_of_folding_its_events(
+    steps: list[tuple[str, str, int]], batch: int
+) -> None:
+    log = Log()
+    log.decide(*(command(90 + a, "OpenAccount", {"owner": "Ann"}, f"acc-{a}") for a in range(3)))
+    commands = [
+        command(n, kind, {"amount": amount}, f"acc-{account}")
+        for n, (kind, amount, account) in enumerate(steps)
+    ]
+    for start in range(0, len(commands), batch):  # Log.decide compares the two
+        log.decide(*commands[start : start + batch])
