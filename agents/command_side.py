@@ -27,7 +27,7 @@ from agents.dead_letters import SYSTEM
 from agents.engine import partition_of
 from agents.partition_writer import NotOwner, PartitionWriter, Watcher
 from app.command_bus import command_bus
-from app.faust_clients import kafka_producer
+from app.faust_clients import FetchPace, kafka_producer
 from app.kafka_clients import started_consumer
 from app.main import app
 from app.metrics import STORES
@@ -167,6 +167,7 @@ class Tails(faust.Service):
     @faust.Service.task
     async def _tailing(self) -> None:
         consumer = await started_consumer(group_id=None, following=True, wait_ms=TAIL_WAIT_MS)
+        pace = FetchPace(consumer, TAIL_WAIT_MS)
         following: dict[TopicPartition, PartitionWriter | Standby] = {}
         try:
             while not self.should_stop:
@@ -176,6 +177,7 @@ class Tails(faust.Service):
                         await asyncio.sleep(0.1)
                         continue
                     batches = await consumer.getmany(timeout_ms=200, max_records=2000)
+                    pace.brought(sum(len(records) for records in batches.values()))
                     for tp, records in batches.items():
                         writer = following.get(tp)
                         if writer is not None and records:

@@ -42,6 +42,7 @@ from faust.types import TP
 
 from agents.dead_letters import SYSTEM
 from app import faults, lag, tracing
+from app.faust_clients import FetchPace
 from app.kafka_clients import coordination_died, started_consumer
 from app.logs import LOG_CONTEXT
 from app.main import app
@@ -122,6 +123,7 @@ class Reader(faust.Service):
         self._standing_by_read = False
         """Whether the standby partitions are among those read (after the owned ones)."""
         self._consumer: AIOKafkaConsumer | None = None
+        self._pace: FetchPace | None = None
         self._reported: dict[TopicPartition, int] = {}
         self._last_report = 0.0
         READERS[name] = self
@@ -159,9 +161,12 @@ class Reader(faust.Service):
     # --- lifecycle ---------------------------------------------------------------
 
     async def _started_consumer(self) -> AIOKafkaConsumer:
-        return await started_consumer(
+        consumer = await started_consumer(
             group_id=self.group, following=True, wait_ms=self.fetch_wait_ms
         )
+        wait = settings.fold_follow_wait_ms if self.fetch_wait_ms is None else self.fetch_wait_ms
+        self._pace = FetchPace(consumer, wait)
+        return consumer
 
     async def on_start(self) -> None:
         consumer = await self._started_consumer()
@@ -281,6 +286,8 @@ class Reader(faust.Service):
                 batches = await consumer.getmany(
                     timeout_ms=FETCH_WAIT_MS, max_records=self.max_batch
                 )
+                if self._pace is not None and self._pace.consumer is consumer:
+                    self._pace.brought(sum(len(records) for records in batches.values()))
                 async with self._lock:
                     if self.should_stop or consumer is not self._consumer:
                         continue

@@ -29,9 +29,12 @@ from collections.abc import Mapping
 from typing import Any
 
 import aiokafka
+from aiokafka import AIOKafkaConsumer
 from aiokafka.client import AIOKafkaClient
 from aiokafka.producer.message_accumulator import BatchBuilder
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer, Producer
+
+from app.kafka_clients import FILL_BYTES
 
 
 class AllTopicsProducer(aiokafka.AIOKafkaProducer):
@@ -104,3 +107,45 @@ def record_batch_builder(producer: aiokafka.AIOKafkaProducer, size: int) -> Batc
     bytes already: no serializers."""
     accumulator: Any = producer._message_accumulator
     return BatchBuilder(size, accumulator._compression_type)
+
+
+def set_fetch(consumer: aiokafka.AIOKafkaConsumer, *, min_bytes: int, max_wait_ms: int) -> None:
+    """What the consumer's next fetch requests ask the broker for: return once `min_bytes`
+    have arrived, or after `max_wait_ms` (aiokafka reads both when it builds each
+    request; a started consumer has no setting for them)."""
+    fetcher: Any = consumer._fetcher
+    if fetcher is not None:
+        fetcher._fetch_min_bytes = min_bytes
+        fetcher._fetch_max_wait_ms = max_wait_ms
+
+
+IDLE_WAIT_MS = 1000
+"""An idle consumer's fetch: answered at its first record, else after this."""
+IDLE_AFTER = 3
+"""Fetches in a row that brought nothing before a consumer counts as idle."""
+
+
+class FetchPace:
+    """A following consumer's fetches, paced by what they bring. Busy, each waits its
+    `wait_ms` to fill (one fetch brings many records: few requests, big batches). Idle
+    (IDLE_AFTER fetches brought nothing), each is answered at its first record or after
+    IDLE_WAIT_MS: an idle worker sent a fetch per reader every `wait_ms` (the saga's every
+    10 ms) for nothing, most of what it cost, and the first record after a pause comes
+    at once instead of at the end of a wait. Its first record makes it busy again."""
+
+    def __init__(self, consumer: AIOKafkaConsumer, wait_ms: int) -> None:
+        self.consumer = consumer
+        self.wait_ms = wait_ms
+        self.empty = 0
+        self.idle = False
+
+    def brought(self, records: int) -> None:
+        """After each getmany: how many records it brought."""
+        self.empty = 0 if records else self.empty + 1
+        idle = self.empty >= IDLE_AFTER
+        if idle != self.idle:
+            self.idle = idle
+            if idle:
+                set_fetch(self.consumer, min_bytes=1, max_wait_ms=IDLE_WAIT_MS)
+            else:
+                set_fetch(self.consumer, min_bytes=FILL_BYTES, max_wait_ms=self.wait_ms)

@@ -136,7 +136,7 @@ async def started_consumer(
     arrives (writing fetch requests was a large share of a worker's CPU: bench.saga's
     profile, docs)."""
     wait = settings.fold_follow_wait_ms if wait_ms is None else wait_ms
-    batching = {"fetch_min_bytes": 1024 * 1024, "fetch_max_wait_ms": wait}
+    batching = {"fetch_min_bytes": FILL_BYTES, "fetch_max_wait_ms": wait}
     consumer = AIOKafkaConsumer(
         group_id=group_id,
         enable_auto_commit=False,
@@ -150,6 +150,11 @@ async def started_consumer(
     # right after the start), aiokafka's close() raises CancelledError into the caller
     await asyncio.sleep(0)
     return consumer
+
+
+FILL_BYTES = 1024 * 1024
+"""A following consumer's fetch waits for this much (never reached in practice: its wait
+ends it), so each fetch brings what arrived during the wait."""
 
 
 def coordination_died(consumer: AIOKafkaConsumer) -> bool:
