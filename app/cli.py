@@ -7,6 +7,7 @@
     shop rebuild accounts|analytics|orders|stock|timeline  (app/rebuild_cli.py)
     shop worker [--port N] [--data-dir DIR] [--instance-id NAME]  (app/worker_cli.py)
     shop health|lag [--url URL] [--json]  (app/ops_cli.py)
+    shop leave NAME...            (stopped workers leave the group: app/leave_cli.py)
     shop --version
 
 Each subcommand is one `add_<name>_parser` function plus its runner, so a new
@@ -27,8 +28,8 @@ from app import worker_cli
 
 DESCRIPTION = """\
 Command-line tools around a running shop. worker runs one; traffic, load,
-dead-letters, health and lag talk to a worker's HTTP API; rebuild talks to Kafka
-directly.
+dead-letters, health and lag talk to a worker's HTTP API; rebuild and leave talk
+to Kafka directly.
 """
 
 
@@ -42,6 +43,7 @@ def installed_version() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     from app.dead_letters_cli import add_dead_letters_parser
+    from app.leave_cli import add_leave_parser
     from app.load import add_load_parser
     from app.ops_cli import add_ops_parsers
     from app.rebuild_cli import add_rebuild_parser
@@ -71,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_load_parser(subparsers)
     add_dead_letters_parser(subparsers)
     add_rebuild_parser(subparsers)
+    add_leave_parser(subparsers)
     return parser
 
 

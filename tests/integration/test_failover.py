@@ -11,8 +11,11 @@ one starts again.
 
 from __future__ import annotations
 
+import os
 import re
 import signal
+import subprocess
+import sys
 import threading
 from typing import Any, cast
 
@@ -21,7 +24,7 @@ import pytest
 
 from agents.engine import key_in_partition
 from tests.integration.test_startup import eventually, post
-from tests.system import System, Worker
+from tests.system import ROOT, System, Worker
 
 pytestmark = pytest.mark.integration
 
@@ -87,5 +90,43 @@ def test_a_worker_restarted_under_its_name_moves_no_partition(
         assert owned(w2) == before_2
         assert rebalances(w1) == assigned_1, "the group rebalanced: w1 was given a new assignment"
         assert all(answers[a]["version"] == 2 for a in accounts.values()), answers
+    finally:
+        system.stop()
+
+
+def shop_leave(system: System, *names: str) -> subprocess.CompletedProcess[str]:
+    """`shop leave NAME...` as an operator runs it, with the system's settings."""
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", "leave", *names],
+        cwd=ROOT,
+        env={**os.environ, **system.env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_a_worker_that_left_by_name_hands_its_partitions_over_at_once(
+    kafka_bootstrap: str, tmp_path_factory: Any
+) -> None:
+    """A scale-down: w2 stops and leaves (`shop leave w2`). The group's session timeout is
+    30 s here, so w1 taking every partition within 20 s is the leave's doing (without it,
+    w1 waits the whole 30 s: the same test with the leave left out fails). About 40 s:
+    two workers start, and w1 learns of the rebalance at its next heartbeat (10 s)."""
+    system = System(tmp_path_factory.mktemp("leave"), KAFKA_SESSION_TIMEOUT="30")
+    try:
+        w1 = system.worker().wait_ready(timeout=240)
+        w2 = system.worker().wait_ready(timeout=240)
+        split(w1, w2)
+        w2.stop()
+        left = shop_leave(system, "w2")
+        assert (left.returncode, left.stdout) == (0, f"w2: left {system.id}\n"), left.stderr
+        eventually(lambda: owned(w1) == list(range(PARTITIONS)), timeout=20)
+        again = shop_leave(system, "w2", "w9")
+        assert again.returncode == 1
+        assert again.stdout.splitlines() == [
+            "w2: not a member (it left, its session timed out, or it never started)",
+            "w9: not a member (it left, its session timed out, or it never started)",
+        ]
     finally:
         system.stop()

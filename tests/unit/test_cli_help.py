@@ -123,6 +123,7 @@ def test_the_tree_is_what_the_cli_offers() -> None:
         "load",
         "dead-letters",
         "rebuild",
+        "leave",
     }
     assert {
         ("dead-letters", action)
@@ -293,6 +294,8 @@ BAD_VALUES: list[tuple[Command, tuple[str, ...], str]] = [
         "argument --instance-id: 1-128 characters, no spaces and no `/`",
     ),
     (("worker",), ("--log-level", "loud"), "argument --log-level/-l: invalid choice: 'loud'"),
+    (("leave",), (), "the following arguments are required: NAME"),
+    (("leave",), ("w1", "a/b"), "argument NAME: 1-128 characters, no spaces and no `/`"),
     (
         ("health",),
         ("--url", NOWHERE, "--timeout", "0"),
