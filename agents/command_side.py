@@ -167,7 +167,7 @@ class Tails(faust.Service):
     @faust.Service.task
     async def _tailing(self) -> None:
         consumer = await started_consumer(group_id=None, following=True, wait_ms=TAIL_WAIT_MS)
-        pace = FetchPace(consumer, TAIL_WAIT_MS)
+        pace = FetchPace(consumer)
         following: dict[TopicPartition, PartitionWriter | Standby] = {}
         try:
             while not self.should_stop:

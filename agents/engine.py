@@ -164,8 +164,7 @@ class Reader(faust.Service):
         consumer = await started_consumer(
             group_id=self.group, following=True, wait_ms=self.fetch_wait_ms
         )
-        wait = settings.fold_follow_wait_ms if self.fetch_wait_ms is None else self.fetch_wait_ms
-        self._pace = FetchPace(consumer, wait)
+        self._pace = FetchPace(consumer)
         return consumer
 
     async def on_start(self) -> None:

@@ -126,16 +126,17 @@ IDLE_AFTER = 3
 
 
 class FetchPace:
-    """A following consumer's fetches, paced by what they bring. Busy, each waits its
-    `wait_ms` to fill (one fetch brings many records: few requests, big batches). Idle
-    (IDLE_AFTER fetches brought nothing), each is answered at its first record or after
-    IDLE_WAIT_MS: an idle worker sent a fetch per reader every `wait_ms` (the saga's every
-    10 ms) for nothing, most of what it cost, and the first record after a pause comes
-    at once instead of at the end of a wait. Its first record makes it busy again."""
+    """A following consumer's fetches, paced by what they bring. Busy, each waits the
+    wait the consumer was started with to fill (one fetch brings many records: few
+    requests, big batches). Idle (IDLE_AFTER fetches brought nothing), each is answered
+    at its first record or after IDLE_WAIT_MS: an idle worker sent a fetch per reader
+    every `wait_ms` (the saga's every 10 ms) for nothing, most of what it cost, and the
+    first record after a pause comes at once instead of at the end of a wait. Its first
+    record makes it busy again."""
 
-    def __init__(self, consumer: AIOKafkaConsumer, wait_ms: int) -> None:
+    def __init__(self, consumer: AIOKafkaConsumer) -> None:
         self.consumer = consumer
-        self.wait_ms = wait_ms
+        self.wait_ms: int = consumer._fetch_max_wait_ms  # as it was started
         self.empty = 0
         self.idle = False
 

@@ -126,6 +126,11 @@ async def check_login(config: Settings | None = None) -> None:
         return
 
 
+FILL_BYTES = 1024 * 1024
+"""A following consumer's fetch waits for this much (never reached in practice: its wait
+ends it), so each fetch brings what arrived during the wait."""
+
+
 async def started_consumer(
     group_id: str | None, following: bool = False, wait_ms: int | None = None
 ) -> AIOKafkaConsumer:
@@ -150,11 +155,6 @@ async def started_consumer(
     # right after the start), aiokafka's close() raises CancelledError into the caller
     await asyncio.sleep(0)
     return consumer
-
-
-FILL_BYTES = 1024 * 1024
-"""A following consumer's fetch waits for this much (never reached in practice: its wait
-ends it), so each fetch brings what arrived during the wait."""
 
 
 def coordination_died(consumer: AIOKafkaConsumer) -> bool:

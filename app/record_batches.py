@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
@@ -37,9 +38,11 @@ class Record:
     value: bytes
     headers: list[tuple[str, bytes]]
 
+    @cached_property
     def most_bytes(self) -> int:
         """An upper bound of its size in a record batch (aiokafka's estimate, less the
-        batch header it counts once per record)."""
+        batch header it counts once per record): computed once, for `pack` and the
+        builder's size both."""
         estimate = DefaultRecordBatchBuilder.estimate_size_in_bytes(
             self.key, self.value, self.headers
         )
@@ -55,7 +58,7 @@ def pack(groups: Sequence[Sequence[Record]], max_bytes: int) -> list[list[Record
     for group in groups:
         if not group:
             continue
-        group_size = sum(record.most_bytes() for record in group)
+        group_size = sum(record.most_bytes for record in group)
         if batch and size + group_size > max_bytes:
             batches.append(batch)
             batch, size = [], BATCH_HEADER_BYTES
@@ -76,7 +79,7 @@ async def send_record_batch(
     """Hand `records` to the producer as one record batch for `topic`'s `partition`; the
     future is its first record's metadata once acknowledged (the others follow it, one
     offset each)."""
-    size = BATCH_HEADER_BYTES + sum(record.most_bytes() for record in records)
+    size = BATCH_HEADER_BYTES + sum(record.most_bytes for record in records)
     builder = record_batch_builder(producer, size)
     for record in records:
         added = builder.append(

@@ -179,8 +179,11 @@ def appended_rows(decided: Decided, values: Sequence[Sequence[bytes]]) -> dict[b
         state_key(key): state.model_dump_json().encode() for key, state in decided.states.items()
     }
     for append, raws in zip(decided.appends, values, strict=True):
-        row = command_key(append.command.aggregate_id, append.command.command_id)
-        rows[row] = b"\n".join([append.fingerprint.encode(), *raws])
+        entry = None
+        for raw in raws:
+            entry = record_event(entry, append.fingerprint, raw)
+        if entry is not None:
+            rows[command_key(append.command.aggregate_id, append.command.command_id)] = entry
     return rows
 
 
@@ -196,7 +199,7 @@ def decide_batch(
     its first answer, any other is decided against the state the stored rows and the
     batch's earlier commands leave."""
     decided = Decided()
-    states: dict[str, BaseModel] = {}
+    states = decided.states  # each aggregate as the batch's earlier commands left it
     first: dict[CommandKey, Answered] = {}
     for command in commands:
         request_print = fingerprint(command)
@@ -214,7 +217,7 @@ def decide_batch(
                 result, after = decider.execute(command, state, now)
                 first[key] = (request_print, result)
                 if result.events:
-                    states[command.aggregate_id] = decided.states[command.aggregate_id] = after
+                    states[command.aggregate_id] = after
                     decided.appends.append(Append(command, request_print, result))
                 else:
                     decided.rejections[key] = first[key]

@@ -14,9 +14,10 @@ from app.faust_clients import IDLE_AFTER, IDLE_WAIT_MS, FetchPace
 from app.kafka_clients import FILL_BYTES
 
 
-def consumer() -> Any:
+def consumer(wait_ms: int = 10) -> Any:
+    """A started following consumer: its fetcher asks what it was started with."""
     fetcher = SimpleNamespace(_fetch_min_bytes=FILL_BYTES, _fetch_max_wait_ms=10)
-    return SimpleNamespace(_fetcher=fetcher)
+    return SimpleNamespace(_fetcher=fetcher, _fetch_max_wait_ms=wait_ms)
 
 
 def asked(c: Any) -> tuple[int, int]:
@@ -25,7 +26,7 @@ def asked(c: Any) -> tuple[int, int]:
 
 def test_fetches_that_bring_nothing_turn_into_a_long_poll_and_a_record_ends_it() -> None:
     c = consumer()
-    pace = FetchPace(c, wait_ms=10)
+    pace = FetchPace(c)
     for _ in range(IDLE_AFTER - 1):
         pace.brought(0)
     assert asked(c) == (FILL_BYTES, 10)  # a pause shorter than that changes nothing
@@ -38,15 +39,15 @@ def test_fetches_that_bring_nothing_turn_into_a_long_poll_and_a_record_ends_it()
 
 
 def test_records_now_and_then_keep_it_batching() -> None:
-    c = consumer()
-    pace = FetchPace(c, wait_ms=100)
+    c = consumer(wait_ms=100)
+    pace = FetchPace(c)
     for n in range(20):
         pace.brought(1 if n % IDLE_AFTER == 0 else 0)
         assert asked(c) == (FILL_BYTES, 10)  # never set: it stays as started
 
 
 def test_a_consumer_not_started_has_no_fetcher_to_pace() -> None:
-    pace = FetchPace(SimpleNamespace(_fetcher=None), wait_ms=10)
+    pace = FetchPace(SimpleNamespace(_fetcher=None, _fetch_max_wait_ms=10))
     for _ in range(IDLE_AFTER + 1):
         pace.brought(0)
     assert pace.idle

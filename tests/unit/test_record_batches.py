@@ -43,7 +43,7 @@ def read_back(buffer: bytes) -> list[Record]:
 
 def test_commands_share_a_record_batch_until_it_is_full_and_none_is_split() -> None:
     groups = [[record(1), record(2)], [record(3)], [record(4), record(5), record(6)]]
-    one = record(1).most_bytes()
+    one = record(1).most_bytes
     assert pack(groups, max_bytes=BATCH_HEADER_BYTES + 10 * one) == [
         [record(n) for n in range(1, 7)]
     ]
@@ -105,7 +105,7 @@ def test_what_is_packed_is_sent_as_one_record_batch_each_in_order(
     assert [(t, p) for t, p, _ in producer.sent] == [("t.events", 3)] * len(batches)
     assert [read_back(buffer) for *_, buffer in producer.sent] == batches
     for batch, (*_, buffer) in zip(batches, producer.sent, strict=True):
-        bound = BATCH_HEADER_BYTES + sum(r.most_bytes() for r in batch)
+        bound = BATCH_HEADER_BYTES + sum(r.most_bytes for r in batch)
         if sum(id(r) in starts for r in batch) > 1:  # several commands: within the limit
             assert bound <= limit
         assert len(buffer) <= bound
