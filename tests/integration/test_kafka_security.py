@@ -177,7 +177,16 @@ async def _create_and_list(options: dict[str, Any], topic: str) -> list[str]:
     await admin.start()
     try:
         await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
-        return list(await admin.list_topics())
+        # The controller answers the create before the broker that answers the
+        # listing has applied it to its metadata cache; a listing taken at once can
+        # miss the topic (seen in CI), so wait a few seconds for it to show.
+        topics: list[str] = []
+        for _ in range(50):
+            topics = list(await admin.list_topics())
+            if topic in topics:
+                break
+            await asyncio.sleep(0.2)
+        return topics
     finally:
         await admin.close()
 
