@@ -37,4 +37,4 @@ EXPOSE 6066
 # python, since the slim image has no curl; urlopen raises on a 503 or a refused connection.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=120s --retries=3 \
   CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:6066/health', timeout=4)"]
-CMD ["faust", "-A", "app.worker", "-D", "/data", "worker", "-l", "info", "-p", "6066"]
+CMD ["faust", "-A", "app.worker", "-D", "/data", "-L", "uvloop", "worker", "-l", "info", "-p", "6066"]

@@ -126,6 +126,9 @@ class Reader(faust.Service):
         self._pace: FetchPace | None = None
         self._reported: dict[TopicPartition, int] = {}
         self._last_report = 0.0
+        # each batch counts: the labelled children are looked up once, not per batch
+        self._processed = EVENTS_PROCESSED.labels(agent=name)
+        self._batch_seconds = FOLD_BATCH_SECONDS.labels(fold=name)
         READERS[name] = self
         lag.READERS[self.group] = tuple(self.topics)
         STORES[name] = lambda: self.stores
@@ -398,8 +401,8 @@ class Reader(faust.Service):
                 await self.handle(partition, store, records)
             finally:
                 span.end()
-        EVENTS_PROCESSED.labels(agent=self.name).inc(len(records))
-        FOLD_BATCH_SECONDS.labels(fold=self.name).observe(time.monotonic() - started)
+        self._processed.inc(len(records))
+        self._batch_seconds.observe(time.monotonic() - started)
 
     async def hold(self) -> bool:
         """Wait before retrying a dead letter's send; False while revoking (give it up:

@@ -265,7 +265,10 @@ class Settings(EnvSettings):
     # Saga
     saga_max_open_orders: int = _saga(
         "SAGA_MAX_OPEN_ORDERS",
-        24,
+        # an order's latency stays near this over the saga's throughput: 48 at a
+        # worker's ~50 orders/s here is about a second, room enough for the jitter of
+        # a saturated machine (24 refused 2-3 % of orders at 100/s, docs/benchmarks.md)
+        48,
         "orders under way in the saga on a worker's partitions; beyond, POST /orders gets "
         "503 `saga_busy`",
         ge=1,

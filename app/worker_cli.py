@@ -1,5 +1,5 @@
-"""`shop worker`: start a worker, as `faust -A app.worker -D DIR worker ...` with the
-shop's defaults.
+"""`shop worker`: start a worker, as `faust -A app.worker -D DIR -L uvloop worker ...`
+with the shop's defaults.
 
     shop worker [--port N] [--data-dir DIR] [--instance-id NAME] [--host HOST]
 
@@ -67,6 +67,10 @@ def worker_command(
         "app.worker",
         "-D",
         str(datadir),
+        # uvloop: a busy worker is mostly event loop and socket writes; on uvloop it
+        # spends about 4 % less CPU per order (docs/benchmarks.md)
+        "-L",
+        "uvloop",
         "worker",
         "-l",
         args.log_level or "info",
@@ -114,10 +118,10 @@ The instance id is its static group membership (KIP-345): a worker restarted
 under the same id within KAFKA_SESSION_TIMEOUT gets its partitions back with no
 rebalance. Two live workers must never share one (nor a data dir).
 
-It becomes `python -m faust -A app.worker -D DIR worker -l LEVEL -p PORT -h HOST`
-(printed on stderr first): the same process, so SIGTERM or Ctrl-C stops it
-gracefully and a supervisor sees the worker's own exit status. It binds to
-$WEB_BIND (default 127.0.0.1).
+It becomes `python -m faust -A app.worker -D DIR -L uvloop worker -l LEVEL -p
+PORT -h HOST` (printed on stderr first): the same process, so SIGTERM or Ctrl-C
+stops it gracefully and a supervisor sees the worker's own exit status. It binds
+to $WEB_BIND (default 127.0.0.1).
 
 Logs to stderr.
 Exit status: 0 when stopped by SIGTERM or Ctrl-C; any other is the worker's

@@ -253,7 +253,7 @@ def test_metrics_count_processed_events_and_answers(api: httpx.Client) -> None:
     versions = r'\{aiokafka="[^"]+",faust="[^"]+",python="3[^"]+",version="[^"]+"\}'
     assert re.fullmatch(versions, build), build
     assert metric_values(text, "shop_dead_letters_open") == {"": 0}
-    assert metric_values(text, "shop_saga_open_orders_limit") == {"": 24}
+    assert metric_values(text, "shop_saga_open_orders_limit") == {"": 48}
     sizes = metric_values(text, "shop_table_keys_estimate")
     assert any('table="account-commands"' in labels for labels in sizes), sizes
     assert any('table="accounts-projection"' in labels for labels in sizes), sizes

@@ -245,6 +245,8 @@ def test_worker_runs_faust_with_the_options() -> None:
         "app.worker",
         "-D",
         "/tmp/w2",
+        "-L",
+        "uvloop",
         "worker",
         "-l",
         "info",
