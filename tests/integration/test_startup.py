@@ -105,6 +105,9 @@ def test_workers_started_at_once_on_fresh_topics_are_fully_wired(
         assert [final_status(apis[-1], o) for o in orders] == ["shipped"] * len(orders)
         assert system.read_topic("deadletters", partitions=1) == []
         assert wiring_errors(workers) == []
+        # `shop worker` runs faust on uvloop: faust's banner names the loop
+        banners = [w.log_path.read_text(errors="replace") for w in workers]
+        assert all("+uvloop" in banner for banner in banners), "a worker not on uvloop"
     finally:
         system.stop()
 
