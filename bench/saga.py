@@ -43,6 +43,7 @@ from pathlib import Path
 import aiohttp
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from app.kafka_clients import FILL_BYTES
 from bench.accounts import (
     BROKER_WAIT,
     _interrupt,
@@ -94,7 +95,7 @@ class Finals:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap,
             enable_auto_commit=False,
-            fetch_min_bytes=1024 * 1024,  # each fetch waits its whole wait: few requests
+            fetch_min_bytes=FILL_BYTES,  # each fetch waits its whole wait: few requests
             fetch_max_wait_ms=FOLLOW_WAIT_MS,
         )
         await consumer.start()
