@@ -19,6 +19,17 @@ from app.faust_clients import AllTopicsProducer
 pytestmark = pytest.mark.integration
 
 
+async def known_to_all_topics_fetch(producer: aiokafka.AIOKafkaProducer, topic: str) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while True:
+        await producer.client.force_metadata_update()
+        if producer.client.cluster.partitions_for_topic(topic) is not None:
+            return
+        assert loop.time() < deadline, f"{topic} never showed in an all-topics fetch"
+        await asyncio.sleep(0.1)
+
+
 async def keeps_delivering(producer_type: type[aiokafka.AIOKafkaProducer], bootstrap: str) -> bool:
     """True if a send to an old topic still completes after a send to a new one."""
     prefix = f"t{uuid.uuid4().hex[:8]}"
@@ -32,8 +43,10 @@ async def keeps_delivering(producer_type: type[aiokafka.AIOKafkaProducer], boots
     await producer.start()
     try:
         # what faust does after declaring each topic: with no topic tracked yet, this
-        # fetches the metadata of all of them
-        await producer.client.force_metadata_update()
+        # fetches the metadata of all of them. Until the broker has applied the create
+        # (KRaft answers it first), that listing lacks the old topic, and the send below
+        # would then track it by name: fetch all again until it is there.
+        await known_to_all_topics_fetch(producer, old)
         await admin.create_topics([NewTopic(new, 1, 1)])
         waiting = await producer.send(old, b"sent before")  # known from the all-topics fetch
         await producer.send_and_wait(new, b"first send to a topic created since")
